@@ -1,0 +1,34 @@
+# Every target sets up .venv on first use, so each works alone from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.PHONY: help venv loadtest test bench clean
+
+help:
+	@echo "make loadtest [ARGS='--workers 2 --max-size 4 --duration 20']  run the default load test"
+	@echo "make test                                                     run the whole test suite"
+	@echo "make bench                                                    run the benchmarks (JSON under results/)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "poolcheck needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+loadtest: $(STAMP)
+	$(BIN)/poolcheck run $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info

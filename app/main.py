@@ -1,0 +1,81 @@
+"""The sample system under test: FastAPI with one psycopg pool per worker.
+
+Run it as gunicorn's factory: `gunicorn -c app/gunicorn.conf.py 'app.main:create_app()'`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from . import db
+from .deps import async_session, sync_session
+from .errors import RefusalTracker, install_error_handlers
+from .routes import health, items
+from .settings import Settings
+
+logger = logging.getLogger("poolcheck.app")
+
+
+async def _open_async(app: FastAPI, settings: Settings) -> None:
+    pool = db.make_async_pool(settings, app.state.refusals)
+    # Opened here, in the worker's own event loop: a pool opened in another
+    # loop (say asyncio.run at import) never hands out a connection.
+    await pool.open(wait=True, timeout=settings.POOL_TIMEOUT * 2)
+    app.state.pool = pool
+    async with pool.connection() as conn:
+        await db.create_schema(db.AsyncSession(conn))
+
+
+async def _open_sync(app: FastAPI, settings: Settings) -> None:
+    pool = db.make_sync_pool(settings, app.state.refusals)
+    await run_in_threadpool(pool.open, wait=True, timeout=settings.POOL_TIMEOUT * 2)
+    app.state.pool = pool
+
+    conn = await run_in_threadpool(pool.getconn)
+    try:
+        await db.create_schema(db.SyncSession(conn))
+    finally:
+        await run_in_threadpool(pool.putconn, conn)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.POOL_KIND == "async":
+        await _open_async(app, settings)
+    else:
+        await _open_sync(app, settings)
+    logger.info("pool %s open: min %d max %d", db.application_name(settings), settings.POOL_MIN_SIZE, settings.POOL_MAX_SIZE)
+    try:
+        yield
+    finally:
+        # Closed at worker exit: otherwise its connections stay on the server
+        # until the server notices the dead socket.
+        pool = app.state.pool
+        if settings.POOL_KIND == "async":
+            await pool.close()
+        else:
+            await run_in_threadpool(pool.close)
+        logger.info("pool %s closed", db.application_name(settings))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if not logging.getLogger().handlers:
+        # Under gunicorn only its own loggers are set up; ours go to its error log.
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    app = FastAPI(title="poolcheck sample app", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.refusals = RefusalTracker(window=max(settings.POOL_TIMEOUT * 2, 10.0))
+    if settings.POOL_KIND == "sync":
+        # Routes declare the async dependency; a sync pool needs the sync one.
+        app.dependency_overrides[async_session] = sync_session
+    install_error_handlers(app)
+    app.include_router(items.router)
+    app.include_router(health.router)
+    return app

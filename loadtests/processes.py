@@ -1,0 +1,163 @@
+"""Child processes that are always stopped: the mirakuru/pyperf pattern.
+
+Each child starts in its own process group, so that stopping the group also
+stops whatever the child forked (gunicorn workers, Locust workers, PostgreSQL
+backends). Readiness is polled against a deadline, never slept for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+logger = logging.getLogger("poolcheck.processes")
+
+
+class ProcessError(RuntimeError):
+    """A child process failed to start, or died before it was ready."""
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    alive: Callable[[], bool] | None = None,
+) -> float:
+    """Poll `check` until it returns true; return the seconds it took.
+
+    `alive` lets the caller fail fast when the process being waited for has
+    already died, instead of waiting out the whole deadline.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        if check():
+            return time.monotonic() - start
+        if alive is not None and not alive():
+            raise ProcessError(f"{what}: the process exited before it was ready")
+        if time.monotonic() >= deadline:
+            raise ProcessError(f"{what}: not ready after {timeout:g} s")
+        time.sleep(interval)
+
+
+class ManagedProcess:
+    """A child process in its own process group, stopped on exit.
+
+    Use as a context manager; on exit the group (or only its leader, for a
+    supervisor) gets `stop_signal`, then the group gets SIGKILL after
+    `stop_timeout` seconds.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+        ready: Callable[[], bool] | None = None,
+        ready_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        stop_signal: int = signal.SIGTERM,
+        stop_leader_only: bool = False,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = env
+        self.cwd = cwd
+        self.user = user
+        self.ready = ready
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.stop_signal = stop_signal
+        # A supervisor (gunicorn, postmaster) stops its own children in order;
+        # signalling them all at once would cut that short.
+        self.stop_leader_only = stop_leader_only
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ready_seconds: float | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise ProcessError(f"{self.name} is not started")
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> "ManagedProcess":
+        logger.info("starting %s", self.name)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                user=self.user,
+                process_group=0,
+            )
+        if self.ready is not None:
+            try:
+                self.ready_seconds = wait_until(
+                    self.ready,
+                    timeout=self.ready_timeout,
+                    what=self.name,
+                    alive=self.running,
+                )
+            except BaseException:
+                self.stop()
+                raise
+        logger.info("%s ready (pid %d)", self.name, self.pid)
+        return self
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the child to exit by itself; None if it is still running."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, *, timeout: float | None = None) -> int | None:
+        """SIGTERM the group, wait, then SIGKILL it; return the exit code."""
+        if self.process is None:
+            return None
+        timeout = self.stop_timeout if timeout is None else timeout
+        if self.process.poll() is None:
+            logger.info("stopping %s (pid %d)", self.name, self.process.pid)
+            if self.stop_leader_only:
+                self.process.send_signal(self.stop_signal)
+            else:
+                self.signal_group(self.stop_signal)
+            if self.wait(timeout) is None:
+                logger.warning("%s did not stop in %g s; killing it", self.name, timeout)
+        # Kill the group even when the leader has exited: a child it forked may linger.
+        self.signal_group(signal.SIGKILL)
+        self.process.wait()
+        return self.process.returncode
+
+    def __enter__(self) -> "ManagedProcess":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
