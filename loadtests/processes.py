@@ -22,6 +22,10 @@ class ProcessError(RuntimeError):
     """A child process failed to start, or died before it was ready."""
 
 
+class Interrupted(Exception):
+    """The user asked the run to stop (Ctrl-C or SIGTERM)."""
+
+
 def wait_until(
     check: Callable[[], bool],
     *,
@@ -29,6 +33,7 @@ def wait_until(
     what: str,
     interval: float = 0.05,
     alive: Callable[[], bool] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> float:
     """Poll `check` until it returns true; return the seconds it took.
 
@@ -38,6 +43,8 @@ def wait_until(
     start = time.monotonic()
     deadline = start + timeout
     while True:
+        if cancelled is not None and cancelled():
+            raise Interrupted(f"interrupted while waiting for {what}")
         if check():
             return time.monotonic() - start
         if alive is not None and not alive():
@@ -69,6 +76,7 @@ class ManagedProcess:
         stop_timeout: float = 10.0,
         stop_signal: int = signal.SIGTERM,
         stop_leader_only: bool = False,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -83,6 +91,7 @@ class ManagedProcess:
         # A supervisor (gunicorn, postmaster) stops its own children in order;
         # signalling them all at once would cut that short.
         self.stop_leader_only = stop_leader_only
+        self.cancelled = cancelled
         self.process: subprocess.Popen[bytes] | None = None
         self.ready_seconds: float | None = None
 
@@ -115,6 +124,7 @@ class ManagedProcess:
                     timeout=self.ready_timeout,
                     what=self.name,
                     alive=self.running,
+                    cancelled=self.cancelled,
                 )
             except BaseException:
                 self.stop()

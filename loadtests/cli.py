@@ -1,0 +1,126 @@
+"""The `poolcheck` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from .config import RunConfig, describe_error
+from .redact import redact_dsn
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(click.ClickException):
+    exit_code = EXIT_BAD_INPUT
+
+
+def _config(**options: Any) -> RunConfig:
+    values = {k: v for k, v in options.items() if v is not None}
+    try:
+        return RunConfig(**values)
+    except ValidationError as exc:
+        raise BadInput(describe_error(exc)) from None
+
+
+def _server_setting(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {value!r}")
+        settings[name.strip()] = setting.strip()
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Log what the harness does.")
+def cli(verbose: bool) -> None:
+    """poolcheck: do your app's connection pools fit your PostgreSQL server?"""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+
+@cli.command()
+@click.option("--workers", type=int, help="gunicorn workers per host, each with its own pool [4]")
+@click.option("--hosts", type=int, help="app instances, each a gunicorn with --workers workers [1]")
+@click.option("--min-size", type=int, help="pool min_size per worker [1]")
+@click.option("--max-size", type=int, help="pool max_size per worker [8]")
+@click.option("--pool-kind", type=click.Choice(["async", "sync"]), help="AsyncConnectionPool or ConnectionPool [async]")
+@click.option("--pool-timeout", type=float, help="seconds a request waits for a connection [5]")
+@click.option("--max-idle", type=float, help="pool max_idle seconds [600]")
+@click.option("--max-lifetime", type=float, help="pool max_lifetime seconds [3600]")
+@click.option("--max-waiting", type=int, help="pool max_waiting; 0 is unbounded [0]")
+@click.option("--pool-check/--no-pool-check", default=None, help="check connections before use [check]")
+@click.option("--max-connections", type=int, help="embedded server's max_connections [40]")
+@click.option("--superuser-reserved-connections", type=int, help="embedded server's superuser_reserved_connections [3]")
+@click.option("--reserved-connections", type=int, help="embedded server's reserved_connections [0]")
+@click.option("--server-setting", "server_settings", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
+              help="any other embedded server setting, e.g. idle_session_timeout=5s (repeatable)")
+@click.option("--dsn", help="use this existing server instead of the embedded one (read-only)")
+@click.option("--other-clients", type=int, help="connections other clients hold, counted in the budget [0]")
+@click.option("--duration", type=float, help="seconds of load [60]")
+@click.option("--baseline-users", type=int, help="users in quiet phases [2]")
+@click.option("--burst-users", type=int, help="users in bursts [32]")
+@click.option("--burst-seconds", type=float, help="length of each burst [8]")
+@click.option("--quiet-seconds", type=float, help="length of each quiet phase [12]")
+@click.option("--cycles", type=int, help="number of bursts; 0 fits as many as --duration allows [0]")
+@click.option("--hold-ms", type=int, help="ms each held request keeps its connection busy [150]")
+@click.option("--sample-interval", type=float, help="seconds between pg_stat_activity samples [0.1]")
+@click.option("--results-dir", type=click.Path(path_type=Path, file_okay=False), help="where run folders go [results]")
+@click.option("--allow-overcommit", is_flag=True, default=None, help="run even when the budget exceeds the usable connections")
+@click.option("--max-failure-ratio", type=float, help="failed/total requests above which the run fails [0]")
+@click.option("--ready-timeout", type=float, help="seconds the server and workers get to become ready [60]")
+def run(**options: Any) -> None:
+    """Run the sample app under Locust bursts and check its connections against the server.
+
+    Exit codes: 0 pass, 1 fail, 2 refused or bad input, 130 interrupted.
+    """
+    from .runner import Refused, Runner, preflight
+
+    config = _config(**options)
+    try:
+        limits = preflight(config)
+    except Refused as exc:
+        raise BadInput(str(exc)) from None
+    sys.exit(Runner(config, limits=limits, echo=lambda line: click.echo(line)).run())
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def summarize(run_dir: Path) -> None:
+    """Recompute summary.json of a run folder from its data."""
+    from .results import SUMMARY, write_json
+    from .summary import summarize as compute
+
+    summary = compute(run_dir)
+    write_json(run_dir / SUMMARY, summary)
+    click.echo(f"{summary['verdict']}: " + "; ".join(summary["reasons"]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="poolcheck", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(0)
+    except click.UsageError as exc:
+        click.echo(f"poolcheck: error: {redact_dsn(exc.format_message())}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.ClickException as exc:
+        click.echo(f"poolcheck: error: {redact_dsn(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

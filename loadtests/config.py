@@ -1,0 +1,140 @@
+"""One run's configuration: built once from the CLI, validated, passed to every part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .budget import Budget, ServerLimits
+from .redact import redact_dsn
+from .shapes import Stage, burst_stages
+
+COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
+
+
+class RunConfig(BaseModel):
+    """Every setting of a run; field names are the CLI's long options."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Deployment under test
+    hosts: int = Field(1, ge=1, le=16, description="app instances (gunicorn masters), each with --workers")
+    workers: int = Field(4, ge=1, le=64)
+    pool_kind: Literal["async", "sync"] = "async"
+    min_size: int = Field(1, ge=0, le=1000)
+    max_size: int = Field(8, ge=1, le=1000)
+    pool_timeout: float = Field(5.0, gt=0, le=600)
+    max_idle: float = Field(600.0, gt=0)
+    max_lifetime: float = Field(3600.0, gt=0)
+    max_waiting: int = Field(0, ge=0)
+    pool_check: bool = True
+    other_clients: int = Field(0, ge=0, le=10_000)
+
+    # Server
+    dsn: str | None = None
+    max_connections: int = Field(40, ge=5, le=10_000)
+    superuser_reserved_connections: int = Field(3, ge=0, le=100)
+    reserved_connections: int = Field(0, ge=0, le=100)
+    server_settings: dict[str, str] = Field(default_factory=dict)
+
+    # Load
+    duration: float = Field(60.0, gt=0, le=24 * 3600)
+    baseline_users: int = Field(2, ge=0, le=10_000)
+    burst_users: int = Field(32, ge=1, le=10_000)
+    burst_seconds: float = Field(8.0, gt=0)
+    quiet_seconds: float = Field(12.0, gt=0)
+    cycles: int = Field(0, ge=0, description="bursts to run; 0 runs as many as fit in --duration")
+    hold_ms: int = Field(150, ge=0, le=10_000)
+
+    # Harness
+    sample_interval: float = Field(0.1, ge=0.01, le=60)
+    results_dir: Path = Path("results")
+    allow_overcommit: bool = False
+    max_failure_ratio: float = Field(0.0, ge=0, le=1)
+    ready_timeout: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunConfig":
+        if self.min_size > self.max_size:
+            raise ValueError(f"--min-size ({self.min_size}) must not exceed --max-size ({self.max_size})")
+        reserved = self.superuser_reserved_connections + self.reserved_connections
+        if self.dsn is None and reserved >= self.max_connections:
+            raise ValueError(
+                f"--max-connections ({self.max_connections}) must exceed the reserved slots ({reserved})"
+            )
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn is None
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(
+            hosts=self.hosts,
+            workers=self.workers,
+            max_size=self.max_size,
+            extra_clients=COLLECTOR_CLIENTS + self.other_clients,
+        )
+
+    def embedded_limits(self) -> ServerLimits:
+        return ServerLimits(
+            max_connections=self.max_connections,
+            superuser_reserved_connections=self.superuser_reserved_connections,
+            reserved_connections=self.reserved_connections,
+        )
+
+    def embedded_server_settings(self) -> dict[str, object]:
+        return {
+            "max_connections": self.max_connections,
+            "superuser_reserved_connections": self.superuser_reserved_connections,
+            "reserved_connections": self.reserved_connections,
+            **self.server_settings,
+        }
+
+    def stages(self) -> list[Stage]:
+        return burst_stages(
+            total_seconds=self.duration,
+            baseline_users=self.baseline_users,
+            burst_users=self.burst_users,
+            burst_seconds=self.burst_seconds,
+            quiet_seconds=self.quiet_seconds,
+            cycles=self.cycles,
+        )
+
+    def app_environment(self, database_url: str) -> dict[str, str]:
+        """The sample app's settings (see app/settings.py) for this run."""
+        return {
+            "DATABASE_URL": database_url,
+            "POOL_KIND": self.pool_kind,
+            "POOL_MIN_SIZE": str(self.min_size),
+            "POOL_MAX_SIZE": str(self.max_size),
+            "POOL_MAX_IDLE": str(self.max_idle),
+            "POOL_MAX_LIFETIME": str(self.max_lifetime),
+            "POOL_TIMEOUT": str(self.pool_timeout),
+            "POOL_MAX_WAITING": str(self.max_waiting),
+            "POOL_CHECK": "true" if self.pool_check else "false",
+        }
+
+    def public(self) -> dict[str, Any]:
+        """The settings as stored in results: JSON types, passwords masked."""
+        data = self.model_dump(mode="json")
+        if data["dsn"]:
+            data["dsn"] = redact_dsn(data["dsn"])
+        return data
+
+
+def _option(loc: tuple[Any, ...]) -> str:
+    return "--" + str(loc[0]).replace("_", "-") if loc else "configuration"
+
+
+def describe_error(error: ValidationError) -> str:
+    """The first problem of a validation error as one line naming the option."""
+    first = error.errors()[0]
+    message = first["msg"].removeprefix("Value error, ")
+    if first["loc"]:
+        given = first.get("input")
+        return redact_dsn(f"{_option(first['loc'])}: {message} (got {given!r})")
+    return message

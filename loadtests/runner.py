@@ -1,0 +1,412 @@
+"""One run: server, collector, app instances and Locust, stacked so teardown runs in reverse.
+
+    preflight (budget, inputs)  ->  run folder + manifest
+    -> embedded server | --dsn  ->  collector  ->  gunicorn x hosts  ->  Locust
+    <- everything stopped, summary.json written from the folder alone
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from . import budget as budget_math
+from .budget import ServerLimits
+from .collector import CONNECTIONS_CSV, read_server_settings
+from .config import RunConfig
+from .processes import Interrupted, ManagedProcess, ProcessError, wait_until
+from .progress import Progress
+from .redact import Redactor
+from .results import (
+    LOCUST_PREFIX,
+    MANIFEST,
+    SUMMARY,
+    host_info,
+    new_run_dir,
+    now_iso,
+    point_latest,
+    versions,
+    write_json,
+)
+from .server import embedded_server, free_port
+from .shapes import phases
+from .summary import INTERRUPTED, PASS, summarize
+
+logger = logging.getLogger("poolcheck.runner")
+
+APP_NAME = "poolcheck-app"
+EXIT_PASS, EXIT_FAIL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
+_APP_DIR = Path(__file__).resolve().parent.parent / "app"
+_LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+
+
+class Refused(Exception):
+    """The run must not start: bad input or a budget that does not fit."""
+
+
+@dataclass
+class _Stop:
+    """Set by signal handlers, read by the main loop: handlers do nothing else."""
+
+    requests: int = 0
+
+    def __call__(self) -> bool:
+        return self.requests > 0
+
+
+@dataclass
+class _Targets:
+    server_dsn: str
+    app_dsn: str
+    app_urls: list[str] = field(default_factory=list)
+
+
+def read_limits(dsn: str) -> tuple[ServerLimits, dict[str, str]]:
+    """Connection limits of an existing server: read-only, one short connection."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+            settings = read_server_settings(conn)
+    except psycopg.Error as exc:
+        raise Refused(f"--dsn: cannot connect: {Redactor()(str(exc).strip().splitlines()[0])}") from None
+    limits = ServerLimits(
+        max_connections=int(settings["max_connections"]),
+        superuser_reserved_connections=int(settings.get("superuser_reserved_connections", 0)),
+        reserved_connections=int(settings.get("reserved_connections", 0)),
+    )
+    return limits, settings
+
+
+def preflight(config: RunConfig) -> ServerLimits:
+    """Everything that can refuse a run, checked before anything starts."""
+    if config.dsn is not None:
+        try:
+            psycopg.conninfo.conninfo_to_dict(config.dsn)
+        except psycopg.ProgrammingError:
+            raise Refused("--dsn: not a valid connection string or URL") from None
+        limits, _ = read_limits(config.dsn)
+    else:
+        limits = config.embedded_limits()
+    _check_writable(config.results_dir)
+    if not budget_math.fits(config.budget, limits) and not config.allow_overcommit:
+        raise Refused(
+            f"refused: {budget_math.explain(config.budget, limits)}; "
+            "lower --max-size or --workers, or pass --allow-overcommit to see the failure"
+        )
+    return limits
+
+
+def _check_writable(results_dir: Path) -> None:
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        probe = results_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise Refused(f"--results-dir {results_dir}: not writable ({exc.strerror})") from None
+
+
+def _health_pids(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return int(json.load(response)["pid"]) if response.status == 200 else None
+    except (OSError, ValueError, KeyError, urllib.error.URLError):
+        return None
+
+
+def _every_worker_healthy(url: str, workers: int) -> Callable[[], bool]:
+    """A readiness check: true once `workers` distinct pids have answered /health.
+
+    Each request is a new connection, which the kernel hands to whichever
+    worker accepts first; a few rounds reach them all.
+    """
+    seen: set[int] = set()
+
+    def check() -> bool:
+        for _ in range(4 * workers):
+            pid = _health_pids(url)
+            if pid is not None:
+                seen.add(pid)
+            if len(seen) >= workers:
+                return True
+        return False
+
+    return check
+
+
+class Runner:
+    """Runs one load test from a validated config; `run()` returns the exit code."""
+
+    def __init__(self, config: RunConfig, *, limits: ServerLimits, echo: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.limits = limits
+        self.echo = echo
+        self.stop = _Stop()
+        self.redact = Redactor()
+        self.run_dir: Path | None = None
+        self.manifest: dict[str, Any] = {}
+        self.pids: dict[str, list[int]] = {}
+
+    # -- signals ---------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stop.requests += 1
+        if self.stop.requests > 1:
+            # A second Ctrl-C: stop waiting politely; teardown still kills every group.
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    # -- the run ---------------------------------------------------------------
+
+    def run(self) -> int:
+        config = self.config
+        label = f"w{config.workers}-m{config.max_size}-{config.pool_kind}"
+        self.run_dir = new_run_dir(config.results_dir, label=label)
+        self._start_manifest()
+        self.echo(budget_math.explain(config.budget, self.limits))
+        status = "finished"
+        try:
+            with self._signals():
+                self._run_stack()
+        except (Interrupted, KeyboardInterrupt):
+            status = INTERRUPTED
+        except ProcessError as exc:
+            status = "error"
+            self.manifest["error"] = self.redact(str(exc))
+            self.echo(f"poolcheck: {self.manifest['error']} (logs in {self.run_dir})")
+        if self.stop() and status == "finished":
+            status = INTERRUPTED
+        return self._finish(status)
+
+    def _run_stack(self) -> None:
+        with ExitStack() as stack:
+            targets = self._database(stack)
+            self._start_collector(stack, targets)
+            self._start_apps(stack, targets)
+            self._write_manifest()
+            self._run_locust(stack, targets)
+
+    def _database(self, stack: ExitStack) -> _Targets:
+        config = self.config
+        if config.dsn is not None:
+            self.redact.add(*_passwords(config.dsn))
+            return _Targets(server_dsn=config.dsn, app_dsn=config.dsn)
+        assert self.run_dir is not None
+        server = stack.enter_context(
+            embedded_server(
+                run_dir=self.run_dir,
+                settings=config.embedded_server_settings(),
+                ready_timeout=config.ready_timeout,
+            )
+        )
+        self.redact.add(*server.passwords)
+        self.manifest["postgres"] = {"port": server.port, "pid": server.pid, "ready_seconds": server.ready_seconds}
+        self.pids["postgres"] = [server.pid] if server.pid else []
+        return _Targets(server_dsn=server.superuser_dsn, app_dsn=server.app_dsn)
+
+    def _start_collector(self, stack: ExitStack, targets: _Targets) -> None:
+        assert self.run_dir is not None
+        csv_path = self.run_dir / CONNECTIONS_CSV
+        collector = ManagedProcess(
+            "collector",
+            [
+                sys.executable, "-m", "loadtests.collector",
+                "--out", str(self.run_dir),
+                "--interval", str(self.config.sample_interval),
+                "--max-seconds", str(self.config.duration + self.config.ready_timeout + 120),
+            ],
+            log_path=self.run_dir / "collector.log",
+            env=_child_env(POOLCHECK_DSN=targets.server_dsn),
+            ready=lambda: _has_data_row(csv_path),
+            ready_timeout=15,
+            cancelled=self.stop,
+        )
+        stack.enter_context(collector)
+        self.pids["collector"] = [collector.pid]
+
+    def _start_apps(self, stack: ExitStack, targets: _Targets) -> None:
+        assert self.run_dir is not None
+        env = _child_env(**self.config.app_environment(targets.app_dsn), APP_NAME=APP_NAME)
+        for host in range(1, self.config.hosts + 1):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            app = ManagedProcess(
+                f"app host {host}",
+                [
+                    sys.executable, "-m", "gunicorn",
+                    "-c", str(_APP_DIR / "gunicorn.conf.py"),
+                    "--workers", str(self.config.workers),
+                    "--bind", f"127.0.0.1:{port}",
+                    "app.main:create_app()",
+                ],
+                log_path=self.run_dir / f"gunicorn-h{host}.log",
+                env=env,
+                ready=_every_worker_healthy(url, self.config.workers),
+                ready_timeout=self.config.ready_timeout,
+                stop_leader_only=True,
+                stop_timeout=15,
+                cancelled=self.stop,
+            )
+            stack.enter_context(app)
+            self.pids.setdefault("gunicorn", []).append(app.pid)
+            targets.app_urls.append(url)
+            self.echo(f"app host {host}: {self.config.workers} workers ready at {url} ({app.ready_seconds:.1f} s)")
+        self.manifest["app_urls"] = targets.app_urls
+
+    def _locust_argv(self, targets: _Targets) -> list[str]:
+        assert self.run_dir is not None
+        c = self.config
+        return [
+            sys.executable, "-m", "locust",
+            "-f", str(_LOCUSTFILE),
+            "--headless",
+            "--host", targets.app_urls[0],
+            "--target-hosts", ",".join(targets.app_urls),
+            "--csv", str(self.run_dir / LOCUST_PREFIX),
+            "--logfile", str(self.run_dir / "locust.log"),
+            "--total-seconds", str(c.duration),
+            "--baseline-users", str(c.baseline_users),
+            "--burst-users", str(c.burst_users),
+            "--burst-seconds", str(c.burst_seconds),
+            "--quiet-seconds", str(c.quiet_seconds),
+            "--cycles", str(c.cycles),
+            "--hold-ms", str(c.hold_ms),
+            "--stop-timeout", "5",
+            "--only-summary",
+        ]
+
+    def _run_locust(self, stack: ExitStack, targets: _Targets) -> None:
+        assert self.run_dir is not None
+        locust = ManagedProcess(
+            "locust",
+            self._locust_argv(targets),
+            log_path=self.run_dir / "locust.out",
+            env=_child_env(),
+            stop_signal=signal.SIGTERM,
+            stop_timeout=10,
+        )
+        stack.enter_context(locust)
+        self.pids["locust"] = [locust.pid]
+        self.manifest["load_started_at"] = now_iso()
+        self._write_manifest()
+        progress = Progress(self.run_dir, config=self.config, limits=self.limits, echo=self.echo)
+        deadline = time.monotonic() + self.config.duration + 60
+        try:
+            while locust.wait(0.5) is None:
+                if self.stop():
+                    raise Interrupted("interrupted during the load")
+                if time.monotonic() > deadline:
+                    raise ProcessError("locust did not finish within its duration + 60 s")
+                progress.tick()
+        finally:
+            progress.close()
+        self.manifest["load_ended_at"] = now_iso()
+
+    # -- manifest and summary --------------------------------------------------
+
+    def _start_manifest(self) -> None:
+        assert self.run_dir is not None
+        config = self.config
+        self.manifest = {
+            "run_id": self.run_dir.name,
+            "status": "running",
+            "started_at": now_iso(),
+            "ended_at": None,
+            "argv": [self.redact(a) for a in sys.argv],
+            "app_name": APP_NAME,
+            "config": config.public(),
+            "budget": config.budget.as_dict(),
+            "server": {**self.limits.as_dict(), "embedded": config.embedded},
+            "shape": phases(config.stages()),
+            "versions": versions(),
+            "host": host_info(),
+            "pids": self.pids,
+        }
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        assert self.run_dir is not None
+        write_json(self.run_dir / MANIFEST, json.loads(self.redact(json.dumps(self.manifest))))
+
+    def _finish(self, status: str) -> int:
+        assert self.run_dir is not None
+        self.manifest["status"] = status
+        self.manifest["ended_at"] = now_iso()
+        self.manifest["versions"]["postgresql"] = _server_version(self.run_dir)
+        self._write_manifest()
+        summary = summarize(self.run_dir)
+        write_json(self.run_dir / SUMMARY, summary)
+        self.redact.scrub_folder(self.run_dir)
+        point_latest(self.config.results_dir, self.run_dir)
+        self._print_summary(summary)
+        self.echo(str(self.run_dir))
+        if status == INTERRUPTED:
+            return EXIT_INTERRUPTED
+        if status == "error":
+            return EXIT_FAIL
+        return EXIT_PASS if summary["verdict"] == PASS else EXIT_FAIL
+
+    def _print_summary(self, summary: dict[str, Any]) -> None:
+        r = summary["requests"]
+        self.echo(
+            f"peak {summary['peak_connections']} connections (budget {summary['budget']['total']},"
+            f" usable {summary['server']['usable']}, max_connections {summary['server']['max_connections']});"
+            f" {r['total']} requests, {r['failures']} failed, {r['rps']} req/s,"
+            f" p50 {r['p50_ms']:g} ms, p95 {r['p95_ms']:g} ms, p99 {r['p99_ms']:g} ms"
+        )
+        if summary["errors_by_class"]:
+            self.echo("failures by class: " + ", ".join(f"{k} {v}" for k, v in summary["errors_by_class"].items()))
+        self.echo(f"verdict: {summary['verdict'].upper()}")
+        for reason in summary["reasons"]:
+            self.echo(f"  - {reason}")
+
+
+def _passwords(dsn: str) -> list[str]:
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        return []
+    return [str(password)] if password else []
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POOL_", "DATABASE_URL"))}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _has_data_row(path: Path) -> bool:
+    try:
+        with open(path) as f:
+            return sum(1 for _ in zip(range(2), f)) >= 2
+    except OSError:
+        return False
+
+
+def _server_version(run_dir: Path) -> str | None:
+    path = run_dir / "server.json"
+    if path.exists():
+        return json.loads(path.read_text()).get("server_version")
+    return None

@@ -1,0 +1,72 @@
+"""Load shapes as data: a list of stages, and a tiny lookup for Locust's tick()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+QUIET = "quiet"
+BURST = "burst"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Users to run until `end_s` seconds from the start."""
+
+    end_s: float
+    users: int
+    spawn_rate: float
+    phase: str
+
+
+def burst_stages(
+    *,
+    total_seconds: float,
+    baseline_users: int,
+    burst_users: int,
+    burst_seconds: float,
+    quiet_seconds: float,
+    cycles: int = 0,
+) -> list[Stage]:
+    """Quiet, burst, quiet, burst, ... until `total_seconds`.
+
+    Each cycle is a quiet phase at `baseline_users` then a burst at
+    `burst_users`; after `cycles` bursts (0: as many as fit) the load stays
+    quiet, so the drain after the last burst is seen. Bursts start all their
+    users within a second: pools go from idle to saturated at once.
+    """
+    if total_seconds <= 0:
+        raise ValueError("total_seconds must be positive")
+    stages: list[Stage] = []
+    t = 0.0
+    bursts = 0
+    burst_rate = float(max(burst_users, 1))
+    quiet_rate = float(max(burst_users, baseline_users, 1))
+    while t < total_seconds:
+        t = min(t + quiet_seconds, total_seconds)
+        stages.append(Stage(t, baseline_users, quiet_rate, QUIET))
+        if t >= total_seconds or (cycles and bursts >= cycles):
+            break
+        t = min(t + burst_seconds, total_seconds)
+        stages.append(Stage(t, burst_users, burst_rate, BURST))
+        bursts += 1
+    if stages[-1].end_s < total_seconds:
+        stages.append(Stage(total_seconds, baseline_users, quiet_rate, QUIET))
+    return stages
+
+
+def stage_at(stages: list[Stage], run_time: float) -> Stage | None:
+    """The stage running at `run_time` seconds, None once the shape is over."""
+    for stage in stages:
+        if run_time < stage.end_s:
+            return stage
+    return None
+
+
+def phases(stages: list[Stage]) -> list[dict[str, float | str | int]]:
+    """Stages as intervals `[start, end)`, as stored in the run's manifest."""
+    out = []
+    start = 0.0
+    for stage in stages:
+        out.append({"start_s": start, "end_s": stage.end_s, "phase": stage.phase, "users": stage.users})
+        start = stage.end_s
+    return out
