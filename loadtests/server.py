@@ -187,14 +187,16 @@ def embedded_server(
     `settings` are server parameters (max_connections, idle_session_timeout, ...).
     """
     user = _system_user()
-    log_dir = run_dir / "postgres"
-    log_dir.mkdir(exist_ok=True)
-    _give_to(log_dir, user)
     work_dir = Path(tempfile.mkdtemp(prefix="poolcheck-pg-"))
     os.chmod(work_dir, 0o755)
     data_dir = work_dir / "data"
     data_dir.mkdir(mode=0o700)
     _give_to(data_dir, user)
+    # The server user may not reach the results folder (its parents can be
+    # private), so it logs beside its data and the log is copied at the end.
+    log_dir = work_dir / "log"
+    log_dir.mkdir()
+    _give_to(log_dir, user)
     (run_dir / "postgres_dir.txt").write_text(str(work_dir) + "\n")
     try:
         super_password = secrets.token_urlsafe(16)
@@ -230,4 +232,5 @@ def embedded_server(
                 ready_seconds=postgres.ready_seconds,
             )
     finally:
+        shutil.copytree(log_dir, run_dir / "postgres", dirs_exist_ok=True)
         shutil.rmtree(work_dir, ignore_errors=True)

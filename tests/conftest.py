@@ -1,0 +1,56 @@
+"""Helpers for tests that run the real harness: embedded server, gunicorn, Locust."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    results_dir: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.stdout.strip().splitlines()[-1])
+
+    def json(self, name: str) -> Any:
+        return json.loads((self.run_dir / name).read_text())
+
+
+def poolcheck(*args: str, results_dir: Path, timeout: float = 240) -> RunResult:
+    """Run the CLI as a user would, in its own process."""
+    argv = [sys.executable, "-m", "loadtests.cli", *args, "--results-dir", str(results_dir)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    return RunResult(done.returncode, done.stdout, done.stderr, results_dir)
+
+
+def leftover_processes(run: RunResult) -> list[str]:
+    """Processes of the run still alive, by the pids it recorded and the workers it saw."""
+    manifest = run.json("manifest.json")
+    summary = run.json("summary.json")
+    pids = {(role, pid) for role, group in manifest["pids"].items() for pid in group}
+    pids |= {("worker", pid) for pid in summary["connections"]["workers_seen"]}
+    alive = []
+    for role, pid in sorted(pids):
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{role} {pid}")
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    return tmp_path / "results"

@@ -1,0 +1,33 @@
+import psycopg
+from psycopg_pool import PoolTimeout, TooManyRequests
+
+from app.errors import RefusalTracker, classify
+
+
+def test_pool_errors():
+    assert classify(PoolTimeout("couldn't get a connection after 5.00 sec")) == "pool_timeout"
+    assert classify(TooManyRequests("the pool has already 10 requests waiting")) == "pool_queue_full"
+
+
+def test_pool_timeout_caused_by_the_server_refusing_connections():
+    refusal = 'connection failed: FATAL:  sorry, too many clients already'
+    assert classify(PoolTimeout("timeout"), refusal=refusal) == "db_too_many_connections"
+    reserved = "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute"
+    assert classify(PoolTimeout("timeout"), refusal=reserved) == "db_too_many_connections"
+    assert classify(PoolTimeout("timeout"), refusal="password authentication failed") == "pool_timeout"
+
+
+def test_server_errors():
+    assert classify(psycopg.OperationalError("FATAL: sorry, too many clients already")) == "db_too_many_connections"
+    assert classify(psycopg.OperationalError("the connection is closed")) == "db_connection_closed"
+    assert classify(psycopg.OperationalError("server closed the connection unexpectedly")) == "db_connection_closed"
+    assert classify(psycopg.errors.AdminShutdown("terminating connection due to administrator command")) == "db_connection_closed"
+    assert classify(psycopg.errors.UndefinedTable("relation x does not exist")) == "db_error"
+
+
+def test_refusals_expire_after_their_window():
+    tracker = RefusalTracker(window=0.0)
+    tracker.record(psycopg.OperationalError("too many clients already"))
+    assert tracker.count == 1
+    tracker.window = 60
+    assert tracker.recent() == "too many clients already"
