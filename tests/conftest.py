@@ -54,3 +54,16 @@ def leftover_processes(run: RunResult) -> list[str]:
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     return tmp_path / "results"
+
+
+SHORT_RUN = ["--duration", "20", "--quiet-seconds", "5", "--burst-seconds", "6", "--burst-users", "24"]
+
+
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """One short real run (3 workers x max_size 4), shared by tests that only read its folder."""
+    results = tmp_path_factory.mktemp("short-run") / "results"
+    return poolcheck(
+        "run", *SHORT_RUN, "--workers", "3", "--max-size", "4", "--sample-interval", "0.1",
+        results_dir=results,
+    )

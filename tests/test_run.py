@@ -2,21 +2,15 @@
 
 import pytest
 
-from conftest import leftover_processes, poolcheck
+from conftest import SHORT_RUN, leftover_processes, poolcheck
 
 pytestmark = pytest.mark.slow
 
-SHORT = ["--duration", "20", "--quiet-seconds", "5", "--burst-seconds", "6", "--burst-users", "24"]
 
-
-def test_short_run_passes_within_budget(results_dir):
+def test_short_run_passes_within_budget(short_run):
     workers, max_size, interval = 3, 4, 0.1
-    run = poolcheck(
-        "run", *SHORT, "--workers", str(workers), "--max-size", str(max_size),
-        "--sample-interval", str(interval), results_dir=results_dir,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    summary = run.json("summary.json")
+    assert short_run.returncode == 0, short_run.stdout + short_run.stderr
+    summary = short_run.json("summary.json")
     connections = summary["connections"]
     # Samples at the requested rate over the whole run.
     assert connections["mean_interval_s"] == pytest.approx(interval, rel=0.25)
@@ -25,13 +19,23 @@ def test_short_run_passes_within_budget(results_dir):
     assert 0 < summary["peak_connections"] <= workers * max_size
     assert summary["verdict"] == "pass"
     assert summary["requests"]["total"] > 100 and summary["requests"]["failures"] == 0
-    assert (results_dir / "latest").resolve() == run.run_dir.resolve()
-    assert leftover_processes(run) == []
+    assert (short_run.results_dir / "latest").resolve() == short_run.run_dir.resolve()
+    assert leftover_processes(short_run) == []
+
+
+def test_run_folder_has_no_password(short_run):
+    manifest = short_run.json("manifest.json")
+    assert manifest["status"] == "finished"
+    assert set(manifest["versions"]) >= {"python", "postgresql", "psycopg", "psycopg-pool", "locust", "fastapi", "uvicorn", "gunicorn"}
+    for path in short_run.run_dir.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "postgresql://app:" not in text or "postgresql://app:***@" in text, path
 
 
 def test_overcommit_fails_at_the_server_limit(results_dir):
     run = poolcheck(
-        "run", *SHORT, "--workers", "4", "--max-size", "12", "--min-size", "1",
+        "run", *SHORT_RUN, "--workers", "4", "--max-size", "12", "--min-size", "1",
         "--max-connections", "20", "--pool-timeout", "2", "--burst-users", "48", "--hold-ms", "400",
         "--allow-overcommit", results_dir=results_dir,
     )
