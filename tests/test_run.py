@@ -36,7 +36,7 @@ def test_run_folder_has_no_password(short_run):
 def test_overcommit_fails_at_the_server_limit(results_dir):
     run = poolcheck(
         "run", *SHORT_RUN, "--workers", "4", "--max-size", "12", "--min-size", "1",
-        "--max-connections", "20", "--pool-timeout", "2", "--burst-users", "48", "--hold-ms", "400",
+        "--max-connections", "20", "--pool-timeout", "1", "--burst-users", "60", "--hold-ms", "1000",
         "--allow-overcommit", results_dir=results_dir,
     )
     assert run.returncode == 1, run.stdout + run.stderr
