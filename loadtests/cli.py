@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,28 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
 
-def _config(**options: Any) -> RunConfig:
-    values = {k: v for k, v in options.items() if v is not None}
+def _read_config_file(path: Path | None) -> dict[str, Any]:
+    """Settings from a TOML file; keys are the long options (`max-size` or `max_size`)."""
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--config {path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"--config {path}: not valid TOML ({exc})") from None
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def _config(config_file: Path | None = None, **options: Any) -> RunConfig:
+    """The run's settings: the config file, then the options given on the command line."""
+    values = _read_config_file(config_file)
+    values.update({k: v for k, v in options.items() if v is not None and v != () and v != {}})
     try:
         return RunConfig(**values)
     except ValidationError as exc:
-        raise BadInput(describe_error(exc)) from None
+        where = f"--config {config_file}: " if config_file and exc.errors()[0]["type"] == "extra_forbidden" else ""
+        raise BadInput(where + describe_error(exc)) from None
 
 
 def _server_setting(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -78,6 +95,12 @@ def cli(verbose: bool) -> None:
 @click.option("--allow-overcommit", is_flag=True, default=None, help="run even when the budget exceeds the usable connections")
 @click.option("--max-failure-ratio", type=float, help="failed/total requests above which the run fails [0]")
 @click.option("--ready-timeout", type=float, help="seconds the server and workers get to become ready [60]")
+@click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
+              help="inject a fault into the load: worker-kill@T, db-restart@T, db-terminate-idle@T (repeatable)")
+@click.option("--allow-faults", is_flag=True, default=None, help="allow database faults on a --dsn server")
+@click.option("--app-port", type=int, help="port of the first app instance; 0 picks a free one [0]")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="TOML file of settings (keys are these long options); options given here override it")
 def run(**options: Any) -> None:
     """Run the sample app under Locust bursts and check its connections against the server.
 

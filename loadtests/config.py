@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .budget import Budget, ServerLimits
+from .faults import DATABASE_FAULTS, DB_RESTART, Fault, parse_fault
 from .redact import redact_dsn
 from .shapes import Stage, burst_stages
 
@@ -54,6 +55,16 @@ class RunConfig(BaseModel):
     allow_overcommit: bool = False
     max_failure_ratio: float = Field(0.0, ge=0, le=1)
     ready_timeout: float = Field(60.0, gt=0)
+    app_port: int = Field(0, ge=0, le=65535, description="port of the first app instance; 0 picks a free one")
+
+    # Faults injected during the load (loadtests/faults.py)
+    faults: tuple[str, ...] = ()
+    allow_faults: bool = False
+
+    @field_validator("faults")
+    @classmethod
+    def _valid_faults(cls, specs: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(parse_fault(spec)) for spec in specs)
 
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
@@ -64,7 +75,20 @@ class RunConfig(BaseModel):
             raise ValueError(
                 f"--max-connections ({self.max_connections}) must exceed the reserved slots ({reserved})"
             )
+        self._check_faults()
         return self
+
+    def _check_faults(self) -> None:
+        for fault in self.fault_plan():
+            if fault.at_s >= self.duration:
+                raise ValueError(f"--fault {fault}: must happen before the end of --duration ({self.duration:g} s)")
+            if fault.kind == DB_RESTART and not self.embedded:
+                raise ValueError(f"--fault {fault}: restarts only the embedded server, never a --dsn server")
+            if fault.kind in DATABASE_FAULTS and not self.embedded and not self.allow_faults:
+                raise ValueError(f"--fault {fault}: refused on a --dsn server without --allow-faults")
+
+    def fault_plan(self) -> list[Fault]:
+        return sorted((parse_fault(spec) for spec in self.faults), key=lambda f: f.at_s)
 
     @property
     def embedded(self) -> bool:
@@ -126,13 +150,20 @@ class RunConfig(BaseModel):
         return data
 
 
+_OPTION_NAMES = {"faults": "--fault", "server_settings": "--server-setting"}
+
+
 def _option(loc: tuple[Any, ...]) -> str:
-    return "--" + str(loc[0]).replace("_", "-") if loc else "configuration"
+    if not loc:
+        return "configuration"
+    return _OPTION_NAMES.get(str(loc[0]), "--" + str(loc[0]).replace("_", "-"))
 
 
 def describe_error(error: ValidationError) -> str:
     """The first problem of a validation error as one line naming the option."""
     first = error.errors()[0]
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {first['loc'][0]!r}"
     message = first["msg"].removeprefix("Value error, ")
     if first["loc"]:
         given = first.get("input")

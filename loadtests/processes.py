@@ -7,10 +7,12 @@ backends). Readiness is polled against a deadline, never slept for.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,6 +56,35 @@ def wait_until(
         time.sleep(interval)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(signum: int) -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to signal the child when the harness dies.
+
+    A runner killed with SIGKILL cannot stop its children; with this they stop
+    themselves (the next run still cleans up whatever remains, by recorded pid).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def hook() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+    return hook
+
+
+def start_time(pid: int) -> float | None:
+    """The process's start time: with the pid, it names a process unambiguously."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:  # gone already, or no such pid
+        return None
+
+
 class ManagedProcess:
     """A child process in its own process group, stopped on exit.
 
@@ -77,6 +108,7 @@ class ManagedProcess:
         stop_signal: int = signal.SIGTERM,
         stop_leader_only: bool = False,
         cancelled: Callable[[], bool] | None = None,
+        forced: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -92,6 +124,9 @@ class ManagedProcess:
         # signalling them all at once would cut that short.
         self.stop_leader_only = stop_leader_only
         self.cancelled = cancelled
+        # Once `forced` is true (a second Ctrl-C) stop() kills without waiting.
+        self.forced = forced or (lambda: False)
+        self.started_at: float | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.ready_seconds: float | None = None
 
@@ -116,7 +151,9 @@ class ManagedProcess:
                 cwd=self.cwd,
                 user=self.user,
                 process_group=0,
+                preexec_fn=_die_with_parent(self.stop_signal),
             )
+        self.started_at = start_time(self.process.pid)
         if self.ready is not None:
             try:
                 self.ready_seconds = wait_until(
@@ -140,6 +177,13 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             return None
 
+    def _wait_unless_forced(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.forced():
+            if self.wait(0.1) is not None:
+                return True
+        return False
+
     def signal_group(self, signum: int) -> None:
         if self.process is None:
             return
@@ -159,7 +203,7 @@ class ManagedProcess:
                 self.process.send_signal(self.stop_signal)
             else:
                 self.signal_group(self.stop_signal)
-            if self.wait(timeout) is None:
+            if not self._wait_unless_forced(timeout):
                 logger.warning("%s did not stop in %g s; killing it", self.name, timeout)
         # Kill the group even when the leader has exited: a child it forked may linger.
         self.signal_group(signal.SIGKILL)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,11 @@ from . import budget as budget_math
 from .budget import ServerLimits
 from .collector import CONNECTIONS_CSV, read_server_settings
 from .config import RunConfig
-from .processes import Interrupted, ManagedProcess, ProcessError, wait_until
+from .faults import DB_RESTART, DB_TERMINATE_IDLE, WORKER_KILL, Fault
+from .faults import event as fault_event
+from .faults import kill_one_worker, record, terminate_idle
+from .leftovers import clean_leftovers
+from .processes import Interrupted, ManagedProcess, start_time
 from .progress import Progress
 from .redact import Redactor
 from .results import (
@@ -40,7 +48,7 @@ from .results import (
     versions,
     write_json,
 )
-from .server import embedded_server, free_port
+from .server import ServerInfo, embedded_server, free_port
 from .shapes import phases
 from .summary import INTERRUPTED, PASS, summarize
 
@@ -64,6 +72,9 @@ class _Stop:
 
     def __call__(self) -> bool:
         return self.requests > 0
+
+    def forced(self) -> bool:
+        return self.requests > 1
 
 
 @dataclass
@@ -99,12 +110,24 @@ def preflight(config: RunConfig) -> ServerLimits:
     else:
         limits = config.embedded_limits()
     _check_writable(config.results_dir)
+    _check_ports_free(config)
     if not budget_math.fits(config.budget, limits) and not config.allow_overcommit:
         raise Refused(
             f"refused: {budget_math.explain(config.budget, limits)}; "
             "lower --max-size or --workers, or pass --allow-overcommit to see the failure"
         )
     return limits
+
+
+def _check_ports_free(config: RunConfig) -> None:
+    if not config.app_port:
+        return
+    for port in range(config.app_port, config.app_port + config.hosts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise Refused(f"--app-port: port {port} on 127.0.0.1 is in use") from None
 
 
 def _check_writable(results_dir: Path) -> None:
@@ -157,14 +180,15 @@ class Runner:
         self.run_dir: Path | None = None
         self.manifest: dict[str, Any] = {}
         self.pids: dict[str, list[int]] = {}
+        self.apps: list[ManagedProcess] = []
+        self.server: ServerInfo | None = None
 
     # -- signals ---------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: object) -> None:
+        # Only a flag: the main loop and every wait read it. A second signal
+        # makes teardown kill at once instead of waiting for graceful stops.
         self.stop.requests += 1
-        if self.stop.requests > 1:
-            # A second Ctrl-C: stop waiting politely; teardown still kills every group.
-            raise KeyboardInterrupt
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -179,23 +203,34 @@ class Runner:
 
     def run(self) -> int:
         config = self.config
-        label = f"w{config.workers}-m{config.max_size}-{config.pool_kind}"
-        self.run_dir = new_run_dir(config.results_dir, label=label)
-        self._start_manifest()
-        self.echo(budget_math.explain(config.budget, self.limits))
-        status = "finished"
+        with self._signals():
+            for line in clean_leftovers(config.results_dir):
+                self.echo(f"cleaned up after a killed run: {line}")
+            label = f"w{config.workers}-m{config.max_size}-{config.pool_kind}"
+            self.run_dir = new_run_dir(config.results_dir, label=label)
+            self._start_manifest()
+            self.echo(budget_math.explain(config.budget, self.limits))
+            return self._finish(self._run_guarded())
+
+    def _run_guarded(self) -> str:
+        """Run the stack; whatever happens, it has been torn down on return."""
+        assert self.run_dir is not None
         try:
-            with self._signals():
-                self._run_stack()
-        except (Interrupted, KeyboardInterrupt):
-            status = INTERRUPTED
-        except ProcessError as exc:
-            status = "error"
-            self.manifest["error"] = self.redact(str(exc))
+            self._run_stack()
+        except Interrupted:
+            return INTERRUPTED
+        except Exception as exc:  # keep the data and say what broke, in one line
+            self.manifest["error"] = self.redact(f"{type(exc).__name__}: {exc}")
+            (self.run_dir / "runner-error.log").write_text(self.redact(traceback.format_exc()))
             self.echo(f"poolcheck: {self.manifest['error']} (logs in {self.run_dir})")
-        if self.stop() and status == "finished":
-            status = INTERRUPTED
-        return self._finish(status)
+            return INTERRUPTED if self.stop() else "error"
+        return INTERRUPTED if self.stop() else "finished"
+
+    def _track(self, role: str, process: ManagedProcess) -> None:
+        """Record a child's pid and start time at once: a killed runner's successor needs them."""
+        self.pids.setdefault(role, []).append(process.pid)
+        self.manifest["process_starts"][str(process.pid)] = process.started_at
+        self._write_manifest()
 
     def _run_stack(self) -> None:
         with ExitStack() as stack:
@@ -216,11 +251,15 @@ class Runner:
                 run_dir=self.run_dir,
                 settings=config.embedded_server_settings(),
                 ready_timeout=config.ready_timeout,
+                cancelled=self.stop,
+                forced=self.stop.forced,
             )
         )
+        self.server = server
         self.redact.add(*server.passwords)
         self.manifest["postgres"] = {"port": server.port, "pid": server.pid, "ready_seconds": server.ready_seconds}
-        self.pids["postgres"] = [server.pid] if server.pid else []
+        assert server.process is not None
+        self._track("postgres", server.process)
         return _Targets(server_dsn=server.superuser_dsn, app_dsn=server.app_dsn)
 
     def _start_collector(self, stack: ExitStack, targets: _Targets) -> None:
@@ -238,16 +277,18 @@ class Runner:
             env=_child_env(POOLCHECK_DSN=targets.server_dsn),
             ready=lambda: _has_data_row(csv_path),
             ready_timeout=15,
+            stop_timeout=3,
             cancelled=self.stop,
+            forced=self.stop.forced,
         )
         stack.enter_context(collector)
-        self.pids["collector"] = [collector.pid]
+        self._track("collector", collector)
 
     def _start_apps(self, stack: ExitStack, targets: _Targets) -> None:
         assert self.run_dir is not None
         env = _child_env(**self.config.app_environment(targets.app_dsn), APP_NAME=APP_NAME)
         for host in range(1, self.config.hosts + 1):
-            port = free_port()
+            port = self.config.app_port + host - 1 if self.config.app_port else free_port()
             url = f"http://127.0.0.1:{port}"
             app = ManagedProcess(
                 f"app host {host}",
@@ -263,11 +304,13 @@ class Runner:
                 ready=_every_worker_healthy(url, self.config.workers),
                 ready_timeout=self.config.ready_timeout,
                 stop_leader_only=True,
-                stop_timeout=15,
+                stop_timeout=8,
                 cancelled=self.stop,
+                forced=self.stop.forced,
             )
             stack.enter_context(app)
-            self.pids.setdefault("gunicorn", []).append(app.pid)
+            self.apps.append(app)
+            self._track("gunicorn", app)
             targets.app_urls.append(url)
             self.echo(f"app host {host}: {self.config.workers} workers ready at {url} ({app.ready_seconds:.1f} s)")
         self.manifest["app_urls"] = targets.app_urls
@@ -296,30 +339,68 @@ class Runner:
 
     def _run_locust(self, stack: ExitStack, targets: _Targets) -> None:
         assert self.run_dir is not None
+        history = self.run_dir / f"{LOCUST_PREFIX}_stats_history.csv"
         locust = ManagedProcess(
             "locust",
             self._locust_argv(targets),
             log_path=self.run_dir / "locust.out",
             env=_child_env(),
             stop_signal=signal.SIGTERM,
-            stop_timeout=10,
+            stop_timeout=5,
+            # Locust writes its first history row when the shape starts: the load's time zero.
+            ready=lambda: _has_data_row(history),
+            ready_timeout=30,
+            cancelled=self.stop,
+            forced=self.stop.forced,
         )
         stack.enter_context(locust)
-        self.pids["locust"] = [locust.pid]
+        self._track("locust", locust)
         self.manifest["load_started_at"] = now_iso()
         self._write_manifest()
+        self._watch_load(locust, targets)
+        self.manifest["load_ended_at"] = now_iso()
+
+    def _watch_load(self, locust: ManagedProcess, targets: _Targets) -> None:
+        """The main loop: progress, faults due, and the stop flag, about twice a second."""
+        assert self.run_dir is not None
         progress = Progress(self.run_dir, config=self.config, limits=self.limits, echo=self.echo)
-        deadline = time.monotonic() + self.config.duration + 60
+        load_start, load_start_epoch = time.monotonic(), time.time()
+        pending = self.config.fault_plan()
+        deadline = load_start + self.config.duration + 60
         try:
             while locust.wait(0.5) is None:
                 if self.stop():
                     raise Interrupted("interrupted during the load")
                 if time.monotonic() > deadline:
-                    raise ProcessError("locust did not finish within its duration + 60 s")
+                    raise RuntimeError("locust did not finish within its duration + 60 s")
+                while pending and time.monotonic() - load_start >= pending[0].at_s:
+                    self._inject(pending.pop(0), targets, load_start_epoch)
                 progress.tick()
         finally:
             progress.close()
-        self.manifest["load_ended_at"] = now_iso()
+
+    def _inject(self, fault: Fault, targets: _Targets, load_start_epoch: float) -> None:
+        assert self.run_dir is not None
+        detail = self._fault_action(fault, targets)
+        elapsed = time.time() - self._collector_epoch()
+        record(self.run_dir, fault_event(fault, elapsed_s=elapsed, load_start_epoch=load_start_epoch, detail=detail))
+        self.echo(f"fault {fault}: {detail}")
+
+    def _fault_action(self, fault: Fault, targets: _Targets) -> str:
+        if fault.kind == WORKER_KILL:
+            return f"SIGKILL worker {kill_one_worker(self.apps[0].pid)}"
+        if fault.kind == DB_RESTART:
+            assert self.server is not None
+            return f"server restarted in {self.server.restart():.2f} s"
+        if fault.kind == DB_TERMINATE_IDLE:
+            return f"terminated {terminate_idle(targets.server_dsn, app_prefix=APP_NAME + ':')} idle backends"
+        raise ValueError(f"unknown fault {fault}")
+
+    def _collector_epoch(self) -> float:
+        """When the collector started: its `elapsed_s` is the run's common time axis."""
+        assert self.run_dir is not None
+        first = _first_sample_time(self.run_dir / CONNECTIONS_CSV)
+        return first if first is not None else time.time()
 
     # -- manifest and summary --------------------------------------------------
 
@@ -340,6 +421,8 @@ class Runner:
             "versions": versions(),
             "host": host_info(),
             "pids": self.pids,
+            "process_starts": {},
+            "runner": {"pid": os.getpid(), "started": start_time(os.getpid())},
         }
         self._write_manifest()
 
@@ -355,6 +438,12 @@ class Runner:
         self._write_manifest()
         summary = summarize(self.run_dir)
         write_json(self.run_dir / SUMMARY, summary)
+        if self.stop() and status != INTERRUPTED:
+            # Interrupted while writing the results: say so, the data is complete.
+            status = self.manifest["status"] = INTERRUPTED
+            self._write_manifest()
+            summary = summarize(self.run_dir)
+            write_json(self.run_dir / SUMMARY, summary)
         self.redact.scrub_folder(self.run_dir)
         point_latest(self.config.results_dir, self.run_dir)
         self._print_summary(summary)
@@ -403,6 +492,17 @@ def _has_data_row(path: Path) -> bool:
             return sum(1 for _ in zip(range(2), f)) >= 2
     except OSError:
         return False
+
+
+def _first_sample_time(path: Path) -> float | None:
+    """The collector's start (epoch seconds), from its first sample: timestamp - elapsed_s."""
+    try:
+        with open(path) as f:
+            f.readline()
+            timestamp, elapsed = f.readline().split(",")[:2]
+        return datetime.fromisoformat(timestamp).timestamp() - float(elapsed)
+    except (OSError, ValueError):
+        return None
 
 
 def _server_version(run_dir: Path) -> str | None:

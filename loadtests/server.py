@@ -15,10 +15,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -34,7 +35,7 @@ APP_ROLE = "app"
 DATABASE = "poolcheck"
 
 
-@dataclass(frozen=True)
+@dataclass
 class ServerInfo:
     """How to reach a running server; DSNs carry passwords, never print them."""
 
@@ -46,6 +47,17 @@ class ServerInfo:
     pid: int | None = None
     data_dir: Path | None = None
     ready_seconds: float | None = None
+    process: ManagedProcess | None = field(default=None, repr=False)
+
+    def restart(self) -> float:
+        """Fast shutdown and start again on the same data and port; return the seconds it took."""
+        if self.process is None:
+            raise RuntimeError("only the embedded server can be restarted")
+        t0 = time.monotonic()
+        self.process.stop()
+        self.process.start()
+        self.pid = self.process.pid
+        return time.monotonic() - t0
 
 
 def _bin_dir() -> Path:
@@ -181,6 +193,8 @@ def embedded_server(
     run_dir: Path,
     settings: Mapping[str, object],
     ready_timeout: float = 30.0,
+    cancelled: Callable[[], bool] | None = None,
+    forced: Callable[[], bool] | None = None,
 ) -> Iterator[ServerInfo]:
     """Start a fresh server for one run; stop it and remove its data on exit.
 
@@ -217,10 +231,13 @@ def embedded_server(
             # SIGINT is PostgreSQL's fast shutdown: it does not wait for clients.
             stop_signal=signal.SIGINT,
             stop_leader_only=True,
+            stop_timeout=5,
+            cancelled=cancelled,
+            forced=forced,
         )
         with postgres:
-            _create_app_role(superuser_dsn, app_password)
             (run_dir / "postgres.pid").write_text(f"{postgres.pid}\n")
+            _create_app_role(superuser_dsn, app_password)
             yield ServerInfo(
                 host="127.0.0.1",
                 port=port,
@@ -230,6 +247,7 @@ def embedded_server(
                 pid=postgres.pid,
                 data_dir=data_dir,
                 ready_seconds=postgres.ready_seconds,
+                process=postgres,
             )
     finally:
         shutil.copytree(log_dir, run_dir / "postgres", dirs_exist_ok=True)

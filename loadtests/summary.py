@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from .collector import CONNECTIONS_CSV, SERVER_JSON, read_connections
+from .faults import fault_figures, read_events
 from .results import LOCUST_PREFIX, MANIFEST, read_json
 
-PASS, FAIL, INTERRUPTED = "pass", "fail", "interrupted"
+PASS, FAIL, INTERRUPTED, INCOMPLETE = "pass", "fail", "interrupted", "incomplete"
 ERROR_CLASSES = (
     "pool_timeout",
     "pool_queue_full",
@@ -177,6 +178,12 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     if status == INTERRUPTED:
         verdict = INTERRUPTED
         reasons = ["the run was interrupted; figures cover the part that ran", *reasons]
+    elif status in ("running", "abandoned"):
+        verdict = INCOMPLETE
+        reasons = [f"incomplete: the runner stopped before the end (status {status}); figures cover what was recorded", *reasons]
+    elif status == "error":
+        verdict = FAIL
+        reasons = [f"the run broke off: {manifest.get('error', 'unknown error')}", *reasons]
     return {
         "run_id": manifest["run_id"],
         "verdict": verdict,
@@ -189,6 +196,9 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "connections": figures,
         "requests": requests,
         "errors_by_class": errors,
+        "faults": fault_figures(
+            run_dir, events=read_events(run_dir), connections=rows, pools_total=budget["pools_total"]
+        ),
         "sample_interval_s": config["sample_interval"],
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
