@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .attribution import WatchFilter, parse_watch_filter
 from .budget import Budget, ServerLimits
-from .faults import DATABASE_FAULTS, DB_RESTART, Fault, parse_fault
+from .distributed import MasterBind, parse_bind
+from .faults import DATABASE_FAULTS, DB_RESTART, WORKER_KILL, Fault, parse_fault
 from .redact import redact_dsn
 from .shapes import Stage, burst_stages
+from .target import check_locustfile, check_target_url
 
 COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
 
@@ -57,9 +61,76 @@ class RunConfig(BaseModel):
     ready_timeout: float = Field(60.0, gt=0)
     app_port: int = Field(0, ge=0, le=65535, description="port of the first app instance; 0 picks a free one")
 
+    # Pool telemetry and exact accounting (loadtests/scraper.py, loadtests/exact.py, loadtests/lifecycle.py)
+    scrape_interval: float = Field(1.0, ge=0.1, le=60, description="seconds between /metrics scrapes")
+    prod_max_idle: float = Field(600.0, gt=0, description="production max_idle for the drain prediction")
+    server_log: Path | None = None
+
+    @field_validator("server_log")
+    @classmethod
+    def _readable_server_log(cls, path: Path | None) -> Path | None:
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            raise ValueError("not a readable file: give the server's jsonlog or csvlog")
+        return path
+
+    @model_validator(mode="after")
+    def _server_log_with_dsn(self) -> "RunConfig":
+        if self.server_log is not None and self.dsn is None:
+            raise ValueError("--server-log: only with --dsn; the embedded server's log is read already")
+        return self
+
     # Faults injected during the load (loadtests/faults.py)
     faults: tuple[str, ...] = ()
     allow_faults: bool = False
+
+    # Your own app and database: load `target_url`, watch `dsn` read-only
+    target_url: str | None = None
+    pools_per_worker: int = Field(1, ge=1, le=64)
+    pool_sizes: tuple[Annotated[int, Field(ge=1, le=1000)], ...] = ()
+    watch_filter: dict[str, str] = Field(default_factory=dict)
+    locustfile: Path | None = None
+
+    # Distributed load: Locust's own master and workers (loadtests/distributed.py)
+    locust_workers: int = Field(0, ge=0, le=64)
+    locust_remote_workers: int = Field(0, ge=0, le=1000)
+    locust_master_bind: str | None = None
+
+    @field_validator("target_url")
+    @classmethod
+    def _valid_target_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_target_url(url)
+
+    @field_validator("watch_filter")
+    @classmethod
+    def _valid_watch_filter(cls, specs: dict[str, str]) -> dict[str, str]:
+        parse_watch_filter(specs)
+        return specs
+
+    @field_validator("locustfile")
+    @classmethod
+    def _valid_locustfile(cls, path: Path | None) -> Path | None:
+        return None if path is None else check_locustfile(path)
+
+    @field_validator("locust_master_bind")
+    @classmethod
+    def _valid_master_bind(cls, text: str | None) -> str | None:
+        return None if text is None else str(parse_bind(text))
+
+    @model_validator(mode="after")
+    def _own_app_and_load(self) -> "RunConfig":
+        if self.target_url is not None and self.dsn is None:
+            raise ValueError("--target-url: needs --dsn, the app's database, which the harness watches read-only")
+        if self.target_url is not None and any(f.kind == WORKER_KILL for f in self.fault_plan()):
+            raise ValueError("--fault worker-kill: kills a worker of the sample app, not of a --target-url app")
+        if self.target_url is None and (self.pool_sizes or self.pools_per_worker != 1):
+            raise ValueError("--pool-sizes and --pools-per-worker describe an app of your own: use with --target-url")
+        if self.pool_sizes and self.pools_per_worker not in (1, len(self.pool_sizes)):
+            raise ValueError("give --pool-sizes or --pools-per-worker, not both")
+        if self.locust_remote_workers and self.locust_master_bind is None:
+            raise ValueError("--locust-remote-workers: needs --locust-master-bind HOST:PORT for them to join")
+        if self.locust_master_bind is not None and not self.distributed:
+            raise ValueError("--locust-master-bind: needs --locust-workers or --locust-remote-workers to join it")
+        return self
 
     @field_validator("faults")
     @classmethod
@@ -71,9 +142,11 @@ class RunConfig(BaseModel):
         if self.min_size > self.max_size:
             raise ValueError(f"--min-size ({self.min_size}) must not exceed --max-size ({self.max_size})")
         reserved = self.superuser_reserved_connections + self.reserved_connections
-        if self.dsn is None and reserved >= self.max_connections:
+        needed = reserved + COLLECTOR_CLIENTS + 1  # the harness's own client and one app connection
+        if self.dsn is None and self.max_connections < needed:
             raise ValueError(
-                f"--max-connections ({self.max_connections}) must exceed the reserved slots ({reserved})"
+                f"--max-connections ({self.max_connections}) is below what the harness itself needs:"
+                f" {reserved} reserved + {COLLECTOR_CLIENTS} collector + 1 app connection = {needed}"
             )
         self._check_faults()
         return self
@@ -99,9 +172,23 @@ class RunConfig(BaseModel):
         return Budget(
             hosts=self.hosts,
             workers=self.workers,
-            max_size=self.max_size,
+            max_size=max(self.pool_sizes, default=self.max_size),
+            pools_per_worker=len(self.pool_sizes) or self.pools_per_worker,
+            pool_sizes=self.pool_sizes,
             extra_clients=COLLECTOR_CLIENTS + self.other_clients,
         )
+
+    @property
+    def watch(self) -> WatchFilter:
+        return parse_watch_filter(self.watch_filter)
+
+    @property
+    def distributed(self) -> bool:
+        return self.locust_workers + self.locust_remote_workers > 0
+
+    def master_bind(self) -> MasterBind | None:
+        """Where the Locust master listens; None for a single Locust process."""
+        return parse_bind(self.locust_master_bind) if self.locust_master_bind else None
 
     def embedded_limits(self) -> ServerLimits:
         return ServerLimits(

@@ -34,3 +34,33 @@ def test_overcommit_refusal_gives_the_numbers(results_dir):
     run = poolcheck("run", "--workers", "4", "--max-size", "10", results_dir=results_dir, timeout=60)
     assert run.returncode == 2
     assert "= 41" in run.stderr and "usable 37" in run.stderr
+
+
+def test_more_bad_input_is_refused_before_anything_starts(tmp_path, results_dir):
+    import socket
+
+    config = tmp_path / "run.toml"
+    config.write_text('max-size = 4\nmax_sise = 5\n')
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cases = [
+            (["--app-port", str(port)], f"port {port}"),
+            (["--config", str(config)], "unknown setting 'max_sise'"),
+            (["--fault", "explode@3"], "unknown fault"),
+            (["--fault", "worker-kill@99", "--duration", "10"], "before the end of --duration"),
+            (["--dsn", "host=127.0.0.1 port=1", "--fault", "db-terminate-idle@1"], "--allow-faults"),
+            (["--max-connections", "6", "--superuser-reserved-connections", "5"], "harness itself needs"),
+            (["--server-setting", "nonsense"], "NAME=VALUE"),
+            (["--sample-interval", "0"], "--sample-interval"),
+        ]
+        for args, expected in cases:
+            run = poolcheck("run", *args, results_dir=results_dir, timeout=60)
+            lines = run.stderr.strip().splitlines()
+            assert run.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, run.stderr)
+    unwritable = poolcheck("run", results_dir=not_a_dir / "results", timeout=60)
+    assert unwritable.returncode == 2 and "not writable" in unwritable.stderr
+    assert not results_dir.exists() or [p for p in results_dir.iterdir() if not p.name.startswith(".")] == []
