@@ -26,6 +26,8 @@ from typing import Any, TextIO
 
 import psycopg
 
+from .attribution import Backend, SocketOwners, WatchFilter, client_key, parse_watch_filter, unnamed_endpoints
+
 logger = logging.getLogger("poolcheck.collector")
 
 CONNECTIONS_CSV = "connections.csv"
@@ -47,7 +49,8 @@ COLUMNS = (
 )
 
 _ACTIVITY_SQL = """
-SELECT coalesce(state, ''), application_name,
+SELECT coalesce(state, ''), application_name, host(client_addr), client_port,
+       coalesce(usename, ''), coalesce(datname, ''),
        extract(epoch FROM clock_timestamp() - backend_start)::float8,
        CASE WHEN state LIKE 'idle%%' THEN extract(epoch FROM clock_timestamp() - state_change)::float8 END
 FROM pg_stat_activity
@@ -145,8 +148,12 @@ def read_server_settings(conn: psycopg.Connection) -> dict[str, str]:
 class Collector:
     """Samples on a fixed schedule until asked to stop."""
 
-    def __init__(self, *, dsn: str, out_dir: Path, interval: float, max_seconds: float) -> None:
+    def __init__(
+        self, *, dsn: str, out_dir: Path, interval: float, max_seconds: float, watch: WatchFilter = WatchFilter()
+    ) -> None:
         self.dsn = dsn
+        self.watch = watch
+        self.owners = SocketOwners()
         self.out_dir = out_dir
         self.interval = interval
         self.max_seconds = max_seconds
@@ -165,9 +172,15 @@ class Collector:
     def _sample(self, conn: psycopg.Connection, start: float) -> Sample:
         t0 = time.time()
         rows = conn.execute(_ACTIVITY_SQL).fetchall()
-        sample = reduce_rows(rows, timestamp=t0, elapsed_s=t0 - start)
+        sample = reduce_rows(self._attributed(rows), timestamp=t0, elapsed_s=t0 - start)
         sample.query_ms = (time.time() - t0) * 1000
         return sample
+
+    def _attributed(self, rows: list[Sequence[Any]]) -> list[tuple[str, str, float, float | None]]:
+        """The watched backends as (state, client, ages): clients named as in loadtests/attribution.py."""
+        backends = [b for b in (Backend(*row) for row in rows) if self.watch.matches(b)]
+        owners = self.owners.resolve(unnamed_endpoints(backends))
+        return [(b.state, client_key(b, owners), b.backend_age_s, b.idle_age_s) for b in backends]
 
     def _orphaned(self) -> bool:
         # The runner was killed: nobody will stop us, so stop ourselves.
@@ -218,6 +231,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between samples")
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop by itself after this long")
+    parser.add_argument("--watch", action="append", default=[], metavar="NAME=VALUE",
+                        help="count only backends of this database, user or application_name prefix (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -228,7 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     if not dsn:
         print("collector: POOLCHECK_DSN is not set", file=sys.stderr)
         return 2
-    collector = Collector(dsn=dsn, out_dir=args.out, interval=args.interval, max_seconds=args.max_seconds)
+    try:
+        watch = parse_watch_filter(args.watch)
+    except ValueError as exc:
+        print(f"collector: --watch: {exc}", file=sys.stderr)
+        return 2
+    collector = Collector(
+        dsn=dsn, out_dir=args.out, interval=args.interval, max_seconds=args.max_seconds, watch=watch
+    )
 
     def request_exit(signum: int, frame: object) -> None:
         collector.should_exit = True

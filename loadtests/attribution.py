@@ -1,0 +1,153 @@
+"""Whose connection is it? Each server backend attributed to the client that holds it.
+
+An app the harness did not start may not set `application_name`, and may run
+several pools per worker. A backend is then attributed, in order:
+
+1. by `application_name`, when the client set one;
+2. by client address and port: when that endpoint belongs to a process on this
+   machine (the kernel's socket table), to that process, `pid:<pid>`; else to
+   the client host, `addr:<address>`;
+3. by user and database (a Unix-socket client has no address): `user:<user>@<db>`.
+
+`--watch-filter` keeps other clients of a shared server out of the count; it
+takes names and values, never SQL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+
+import psutil
+
+logger = logging.getLogger("poolcheck.attribution")
+
+Endpoint = tuple[str, int]
+
+WATCH_FILTER_NAMES = ("database", "user", "application_name")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One client backend as the collector reads it from pg_stat_activity."""
+
+    state: str
+    application_name: str
+    client_addr: str | None
+    client_port: int | None
+    user: str
+    database: str
+    backend_age_s: float
+    idle_age_s: float | None
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The client's TCP address and port; None for a Unix-socket client (port -1)."""
+        if self.client_addr is None or self.client_port is None or self.client_port < 0:
+            return None
+        return (_plain_address(self.client_addr), self.client_port)
+
+
+@dataclass(frozen=True)
+class WatchFilter:
+    """Which backends count: all given fields must match; `application_name` is a prefix."""
+
+    database: str | None = None
+    user: str | None = None
+    application_name: str | None = None
+
+    def matches(self, backend: Backend) -> bool:
+        return (
+            (self.database is None or backend.database == self.database)
+            and (self.user is None or backend.user == self.user)
+            and (self.application_name is None or backend.application_name.startswith(self.application_name))
+        )
+
+    def as_specs(self) -> list[str]:
+        """`NAME=VALUE` for each field set: the form the options take."""
+        return [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None]
+
+
+def parse_watch_filter(specs: Iterable[str] | Mapping[str, str]) -> WatchFilter:
+    """`["database=shop", "user=app"]` (or a mapping) into a WatchFilter; ValueError says what is wrong."""
+    pairs = specs.items() if isinstance(specs, Mapping) else (_split(spec) for spec in specs)
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in WATCH_FILTER_NAMES:
+            raise ValueError(f"unknown filter {name!r}; known: {', '.join(WATCH_FILTER_NAMES)}")
+        if not value:
+            raise ValueError(f"filter {name!r} needs a value")
+        values[name] = value
+    return WatchFilter(**values)
+
+
+def _split(spec: str) -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    if not sep:
+        raise ValueError(f"expected NAME=VALUE, got {spec!r}")
+    return name.strip(), value.strip()
+
+
+def client_key(backend: Backend, owners: Mapping[Endpoint, int | None]) -> str:
+    """The client a backend belongs to, by the first rule that applies (see the module doc)."""
+    if backend.application_name:
+        return backend.application_name
+    endpoint = backend.endpoint
+    if endpoint is not None:
+        owner = owners.get(endpoint)
+        return f"pid:{owner}" if owner is not None else f"addr:{endpoint[0]}"
+    return f"user:{backend.user}@{backend.database}"
+
+
+def unnamed_endpoints(backends: Iterable[Backend]) -> set[Endpoint]:
+    """Endpoints whose owner is worth looking up: TCP clients without an application_name."""
+    return {b.endpoint for b in backends if not b.application_name and b.endpoint is not None}
+
+
+def socket_table() -> dict[Endpoint, int | None]:
+    """Every connected local TCP endpoint and the pid owning it, from the kernel's socket table."""
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except psutil.Error as exc:  # no permission to read other processes' sockets
+        logger.warning("cannot read the socket table: %s", exc)
+        return {}
+    return {
+        (_plain_address(c.laddr.ip), c.laddr.port): c.pid
+        for c in connections
+        if c.laddr and c.raddr
+    }
+
+
+class SocketOwners:
+    """Owners of client endpoints, remembered while their backends live.
+
+    The socket table is read only when an endpoint is new, not on every
+    sample; an endpoint whose backend is gone is forgotten, so a port the
+    kernel hands out again is looked up afresh.
+    """
+
+    def __init__(self, *, lookup: Callable[[], Mapping[Endpoint, int | None]] = socket_table) -> None:
+        self._lookup = lookup
+        self._known: dict[Endpoint, int | None] = {}
+        self.lookups = 0
+
+    def resolve(self, endpoints: set[Endpoint]) -> Mapping[Endpoint, int | None]:
+        self._known = {e: pid for e, pid in self._known.items() if e in endpoints}
+        new = endpoints - self._known.keys()
+        if new:
+            table = self._lookup()
+            self.lookups += 1
+            self._known.update({e: table.get(e) for e in new})
+        return self._known
+
+
+def _plain_address(address: str) -> str:
+    """`::ffff:127.0.0.1` and `127.0.0.1` are the same client; keep the IPv4 form."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return address
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
