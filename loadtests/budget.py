@@ -14,10 +14,16 @@ class Budget:
     max_size: int
     pools_per_worker: int = 1
     extra_clients: int = 0
+    # An app of your own may size its pools differently (say 4, 4 and 10): their sum counts.
+    pool_sizes: tuple[int, ...] = ()
+
+    @property
+    def per_worker(self) -> int:
+        return sum(self.pool_sizes) if self.pool_sizes else self.pools_per_worker * self.max_size
 
     @property
     def per_host(self) -> int:
-        return self.workers * self.pools_per_worker * self.max_size
+        return self.workers * self.per_worker
 
     @property
     def pools_total(self) -> int:
@@ -28,7 +34,13 @@ class Budget:
         return self.pools_total + self.extra_clients
 
     def as_dict(self) -> dict[str, int]:
-        return {**asdict(self), "per_host": self.per_host, "pools_total": self.pools_total, "total": self.total}
+        return {
+            **asdict(self),
+            "per_worker": self.per_worker,
+            "per_host": self.per_host,
+            "pools_total": self.pools_total,
+            "total": self.total,
+        }
 
 
 @dataclass(frozen=True)
@@ -64,18 +76,21 @@ def largest_max_size(budget: Budget, limits: ServerLimits) -> int:
 
 def largest_workers(budget: Budget, limits: ServerLimits) -> int:
     """The largest worker count per host that fits for the budget's max_size (0 if none)."""
-    per_worker = budget.hosts * budget.pools_per_worker * budget.max_size
+    per_worker = budget.hosts * budget.per_worker
     return max((limits.usable - budget.extra_clients) // per_worker, 0)
 
 
 def explain(budget: Budget, limits: ServerLimits) -> str:
     """The arithmetic in one line, as printed before a run and in its summary."""
     pools = f"{budget.hosts} hosts x {budget.workers} workers"
-    if budget.pools_per_worker != 1:
-        pools += f" x {budget.pools_per_worker} pools"
+    if budget.pool_sizes:
+        pools += f" x pools of {'+'.join(str(size) for size in budget.pool_sizes)}"
+    else:
+        pools += f" x {budget.pools_per_worker} pools" if budget.pools_per_worker != 1 else ""
+        pools += f" x max_size {budget.max_size}"
     verdict = "fits" if fits(budget, limits) else "does NOT fit"
     return (
-        f"budget {pools} x max_size {budget.max_size} + {budget.extra_clients} extra = {budget.total}; "
+        f"budget {pools} + {budget.extra_clients} extra = {budget.total}; "
         f"usable {limits.usable} = max_connections {limits.max_connections}"
         f" - superuser_reserved {limits.superuser_reserved_connections}"
         f" - reserved {limits.reserved_connections}; {verdict} (headroom {headroom(budget, limits)})"
