@@ -55,6 +55,15 @@ def _server_setting(ctx: click.Context, param: click.Parameter, values: tuple[st
     return settings
 
 
+def _pool_sizes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(size) for size in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated pool sizes, e.g. 4,4,10, got {value!r}") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", is_flag=True, help="Log what the harness does.")
 def cli(verbose: bool) -> None:
@@ -81,7 +90,8 @@ def cli(verbose: bool) -> None:
 @click.option("--reserved-connections", type=int, help="embedded server's reserved_connections [0]")
 @click.option("--server-setting", "server_settings", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
               help="any other embedded server setting, e.g. idle_session_timeout=5s (repeatable)")
-@click.option("--dsn", help="use this existing server instead of the embedded one (read-only)")
+@click.option("--dsn", envvar="POOLCHECK_DSN", show_envvar=True,
+              help="use this existing server instead of the embedded one (read-only)")
 @click.option("--other-clients", type=int, help="connections other clients hold, counted in the budget [0]")
 @click.option("--duration", type=float, help="seconds of load [60]")
 @click.option("--baseline-users", type=int, help="users in quiet phases [2]")
@@ -101,6 +111,19 @@ def cli(verbose: bool) -> None:
 @click.option("--app-port", type=int, help="port of the first app instance; 0 picks a free one [0]")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help="TOML file of settings (keys are these long options); options given here override it")
+@click.option("--target-url", metavar="URL",
+              help="load-test this running app instead of starting the sample app; needs --dsn, its database")
+@click.option("--pools-per-worker", type=int, help="pools in each worker of a --target-url app, each of --max-size [1]")
+@click.option("--pool-sizes", callback=_pool_sizes, metavar="N,N,...",
+              help="max_size of each pool in a worker of a --target-url app, e.g. 4,4,10")
+@click.option("--watch-filter", "watch_filter", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
+              help="count only backends of this database, user or application_name prefix (repeatable)")
+@click.option("--locustfile", type=click.Path(path_type=Path, dir_okay=False),
+              help="your own Locust users instead of the bundled ones; the burst shape still drives them")
+@click.option("--locust-workers", type=int, help="local Locust workers under one Locust master [0: one process]")
+@click.option("--locust-remote-workers", type=int, help="Locust workers the master waits for from other machines [0]")
+@click.option("--locust-master-bind", metavar="HOST:PORT",
+              help="where the Locust master listens, e.g. 0.0.0.0:5557 for remote workers [127.0.0.1:<free port>]")
 def run(**options: Any) -> None:
     """Run the sample app under Locust bursts and check its connections against the server.
 

@@ -30,11 +30,12 @@ from . import budget as budget_math
 from .budget import ServerLimits
 from .collector import CONNECTIONS_CSV, read_server_settings
 from .config import RunConfig
+from .distributed import LOOPBACK, MasterBind, locustfile_argument, master_options, worker_argv
 from .faults import DB_RESTART, DB_TERMINATE_IDLE, WORKER_KILL, Fault
 from .faults import event as fault_event
 from .faults import kill_one_worker, record, terminate_idle
 from .leftovers import clean_leftovers
-from .processes import Interrupted, ManagedProcess, start_time
+from .processes import Interrupted, ManagedProcess, start_time, wait_until
 from .progress import Progress
 from .redact import Redactor
 from .results import (
@@ -51,13 +52,13 @@ from .results import (
 from .server import ServerInfo, embedded_server, free_port
 from .shapes import phases
 from .summary import INTERRUPTED, PASS, summarize
+from .target import answers_http, url_password
 
 logger = logging.getLogger("poolcheck.runner")
 
 APP_NAME = "poolcheck-app"
 EXIT_PASS, EXIT_FAIL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 _APP_DIR = Path(__file__).resolve().parent.parent / "app"
-_LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
 
 class Refused(Exception):
@@ -182,6 +183,8 @@ class Runner:
         self.pids: dict[str, list[int]] = {}
         self.apps: list[ManagedProcess] = []
         self.server: ServerInfo | None = None
+        self.master_bind = _master_bind(config)
+        self.redact.add(url_password(config.target_url or "") or "")
 
     # -- signals ---------------------------------------------------------------
 
@@ -272,6 +275,7 @@ class Runner:
                 "--out", str(self.run_dir),
                 "--interval", str(self.config.sample_interval),
                 "--max-seconds", str(self.config.duration + self.config.ready_timeout + 120),
+                *(arg for spec in self.config.watch.as_specs() for arg in ("--watch", spec)),
             ],
             log_path=self.run_dir / "collector.log",
             env=_child_env(POOLCHECK_DSN=targets.server_dsn),
@@ -286,6 +290,8 @@ class Runner:
 
     def _start_apps(self, stack: ExitStack, targets: _Targets) -> None:
         assert self.run_dir is not None
+        if self.config.target_url is not None:
+            return self._use_target(targets, self.config.target_url)
         env = _child_env(**self.config.app_environment(targets.app_dsn), APP_NAME=APP_NAME)
         for host in range(1, self.config.hosts + 1):
             port = self.config.app_port + host - 1 if self.config.app_port else free_port()
@@ -315,12 +321,45 @@ class Runner:
             self.echo(f"app host {host}: {self.config.workers} workers ready at {url} ({app.ready_seconds:.1f} s)")
         self.manifest["app_urls"] = targets.app_urls
 
+    def _use_target(self, targets: _Targets, url: str) -> None:
+        """An app the harness did not start: wait until it answers HTTP, never touch it otherwise."""
+        c = self.config
+        seconds = wait_until(lambda: answers_http(url), timeout=c.ready_timeout, what=url, cancelled=self.stop)
+        targets.app_urls.append(url)
+        self.manifest["app_urls"] = targets.app_urls
+        self.echo(f"target {url} answers ({seconds:.1f} s); budgeted as {c.hosts} hosts x {c.workers} workers")
+
+    def _start_locust_workers(self, stack: ExitStack) -> None:
+        """Local Locust workers; they retry until the master, started next, is up."""
+        assert self.run_dir is not None and self.master_bind is not None
+        for n in range(1, self.config.locust_workers + 1):
+            worker = ManagedProcess(
+                f"locust worker {n}",
+                worker_argv(
+                    self.master_bind,
+                    locustfile=locustfile_argument(self.config.locustfile),
+                    logfile=self.run_dir / f"locust-worker-{n}.log",
+                ),
+                log_path=self.run_dir / f"locust-worker-{n}.out",
+                env=_child_env(),
+                stop_timeout=5,
+                forced=self.stop.forced,
+            )
+            stack.enter_context(worker)
+            self._track("locust-worker", worker)
+
+    def _master_options(self) -> list[str]:
+        if self.master_bind is None:
+            return []
+        workers = self.config.locust_workers + self.config.locust_remote_workers
+        return master_options(self.master_bind, expect_workers=workers, max_wait_s=self.config.ready_timeout)
+
     def _locust_argv(self, targets: _Targets) -> list[str]:
         assert self.run_dir is not None
         c = self.config
         return [
             sys.executable, "-m", "locust",
-            "-f", str(_LOCUSTFILE),
+            "-f", locustfile_argument(c.locustfile),
             "--headless",
             "--host", targets.app_urls[0],
             "--target-hosts", ",".join(targets.app_urls),
@@ -335,11 +374,14 @@ class Runner:
             "--hold-ms", str(c.hold_ms),
             "--stop-timeout", "5",
             "--only-summary",
+            *self._master_options(),
         ]
 
     def _run_locust(self, stack: ExitStack, targets: _Targets) -> None:
         assert self.run_dir is not None
         history = self.run_dir / f"{LOCUST_PREFIX}_stats_history.csv"
+        if self.master_bind is not None:
+            self._start_locust_workers(stack)
         locust = ManagedProcess(
             "locust",
             self._locust_argv(targets),
@@ -349,7 +391,8 @@ class Runner:
             stop_timeout=5,
             # Locust writes its first history row when the shape starts: the load's time zero.
             ready=lambda: _has_data_row(history),
-            ready_timeout=30,
+            # A master starts the shape once its workers have joined (within --ready-timeout).
+            ready_timeout=30 + (self.config.ready_timeout if self.master_bind else 0),
             cancelled=self.stop,
             forced=self.stop.forced,
         )
@@ -413,7 +456,8 @@ class Runner:
             "started_at": now_iso(),
             "ended_at": None,
             "argv": [self.redact(a) for a in sys.argv],
-            "app_name": APP_NAME,
+            # No prefix for an app of your own: every watched connection is the app's.
+            "app_name": "" if config.target_url else APP_NAME,
             "config": config.public(),
             "budget": config.budget.as_dict(),
             "server": {**self.limits.as_dict(), "embedded": config.embedded},
@@ -467,6 +511,13 @@ class Runner:
         self.echo(f"verdict: {summary['verdict'].upper()}")
         for reason in summary["reasons"]:
             self.echo(f"  - {reason}")
+
+
+def _master_bind(config: RunConfig) -> MasterBind | None:
+    """Where the Locust master listens: as given, else a free loopback port; None without workers."""
+    if not config.distributed:
+        return None
+    return config.master_bind() or MasterBind(LOOPBACK, free_port())
 
 
 def _passwords(dsn: str) -> list[str]:

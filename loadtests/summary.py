@@ -76,6 +76,13 @@ def worker_pid(application_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def app_prefix(manifest: dict[str, Any]) -> str:
+    """The prefix of the app's clients in connections.csv: `poolcheck-app:` for the sample app,
+    none for an app of your own, whose watched connections are all its own."""
+    name = manifest.get("app_name", "poolcheck-app")
+    return f"{name}:" if name else ""
+
+
 def connection_figures(rows: list[dict[str, Any]], *, app_prefix: str) -> dict[str, Any]:
     """Peak, when it happened, sampling rate and the workers seen, from collector rows."""
     if not rows:
@@ -161,7 +168,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     server = _server_limits(manifest, run_dir)
     csv_path = run_dir / CONNECTIONS_CSV
     rows = read_connections(csv_path) if csv_path.exists() else []
-    figures = connection_figures(rows, app_prefix=manifest.get("app_name", "poolcheck-app") + ":")
+    figures = connection_figures(rows, app_prefix=app_prefix(manifest))
     requests = read_requests(run_dir)
     errors = read_errors(run_dir)
     verdict, reasons = decide(
