@@ -30,7 +30,8 @@ async def hold(session: SessionDep, settings: SettingsDep, ms: int = Query(100, 
 
 
 @router.post("/write")
-async def write(session: SessionDep, note: str = Query("load", max_length=200)) -> dict:
+async def write(session: SessionDep, note: str = Query("load", max_length=200, pattern=r"^[^\x00]*$")) -> dict:
+    # PostgreSQL text cannot hold NUL: refuse it here as a 422, not later as a 500.
     row = await session.in_transaction(
         [
             ("INSERT INTO writes (worker_pid, note) VALUES (%s, %s) RETURNING id", (os.getpid(), note)),
