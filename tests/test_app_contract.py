@@ -31,7 +31,7 @@ def test_no_request_makes_the_app_fail_with_500(tmp_path):
                 [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
                  "--checks", "not_a_server_error", "--max-examples", "40", "--generation-deterministic",
                  "--request-timeout", "5", "--no-color"],
-                capture_output=True, text=True, timeout=180,
+                capture_output=True, text=True, timeout=180, cwd=tmp_path,  # it keeps a cache in its cwd
             )
     assert done.returncode == 0, done.stdout[-4000:]
     assert "No issues found" in done.stdout
