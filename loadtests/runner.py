@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 import urllib.error
@@ -26,18 +28,24 @@ from typing import Any
 
 import psycopg
 
+from app.metrics import MULTIPROC_ENV
+
 from . import budget as budget_math
 from .budget import ServerLimits
 from .collector import CONNECTIONS_CSV, read_server_settings
+from .accounting import accounting_lines
 from .config import RunConfig
 from .distributed import LOOPBACK, MasterBind, locustfile_argument, master_options, worker_argv
+from .exact import record_exact
 from .faults import DB_RESTART, DB_TERMINATE_IDLE, WORKER_KILL, Fault
 from .faults import event as fault_event
 from .faults import kill_one_worker, record, terminate_idle
 from .leftovers import clean_leftovers
+from .pool_stats import POOL_STATS_CSV
 from .processes import Interrupted, ManagedProcess, start_time, wait_until
 from .progress import Progress
 from .redact import Redactor
+from .report import write_report
 from .results import (
     LOCUST_PREFIX,
     MANIFEST,
@@ -51,13 +59,14 @@ from .results import (
 )
 from .server import ServerInfo, embedded_server, free_port
 from .shapes import phases
-from .summary import INTERRUPTED, PASS, summarize
+from .summary import INTERRUPTED, PASS, app_prefix, summarize
 from .target import answers_http, url_password
 
 logger = logging.getLogger("poolcheck.runner")
 
 APP_NAME = "poolcheck-app"
 EXIT_PASS, EXIT_FAIL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
+WEB_UI_LINGER_S = 30  # the web UI stays up this long after the shape ends, then the run finishes
 _APP_DIR = Path(__file__).resolve().parent.parent / "app"
 
 
@@ -112,6 +121,7 @@ def preflight(config: RunConfig) -> ServerLimits:
         limits = config.embedded_limits()
     _check_writable(config.results_dir)
     _check_ports_free(config)
+    _check_web_port(config)
     if not budget_math.fits(config.budget, limits) and not config.allow_overcommit:
         raise Refused(
             f"refused: {budget_math.explain(config.budget, limits)}; "
@@ -124,11 +134,22 @@ def _check_ports_free(config: RunConfig) -> None:
     if not config.app_port:
         return
     for port in range(config.app_port, config.app_port + config.hosts):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                raise Refused(f"--app-port: port {port} on 127.0.0.1 is in use") from None
+        if _port_taken(port):
+            raise Refused(f"--app-port: port {port} on 127.0.0.1 is in use")
+
+
+def _check_web_port(config: RunConfig) -> None:
+    if config.web_ui and _port_taken(config.web_port):
+        raise Refused(f"--web-port: port {config.web_port} on 127.0.0.1 is in use")
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _check_writable(results_dir: Path) -> None:
@@ -240,6 +261,7 @@ class Runner:
             targets = self._database(stack)
             self._start_collector(stack, targets)
             self._start_apps(stack, targets)
+            self._start_scraper(stack, targets)
             self._write_manifest()
             self._run_locust(stack, targets)
 
@@ -306,7 +328,7 @@ class Runner:
                     "app.main:create_app()",
                 ],
                 log_path=self.run_dir / f"gunicorn-h{host}.log",
-                env=env,
+                env={**env, MULTIPROC_ENV: self._metrics_dir(stack)},
                 ready=_every_worker_healthy(url, self.config.workers),
                 ready_timeout=self.config.ready_timeout,
                 stop_leader_only=True,
@@ -320,6 +342,37 @@ class Runner:
             targets.app_urls.append(url)
             self.echo(f"app host {host}: {self.config.workers} workers ready at {url} ({app.ready_seconds:.1f} s)")
         self.manifest["app_urls"] = targets.app_urls
+
+    def _metrics_dir(self, stack: ExitStack) -> str:
+        """A fresh PROMETHEUS_MULTIPROC_DIR per app instance: stale files would show workers of another run."""
+        path = tempfile.mkdtemp(prefix="poolcheck-metrics-")
+        stack.callback(shutil.rmtree, path, ignore_errors=True)
+        return path
+
+    def _start_scraper(self, stack: ExitStack, targets: _Targets) -> None:
+        """Every worker's pool stats from /metrics into pool_stats.csv, and worker liveness into workers.csv."""
+        assert self.run_dir is not None
+        stats = self.run_dir / POOL_STATS_CSV
+        scraper = ManagedProcess(
+            "scraper",
+            [
+                sys.executable, "-m", "loadtests.scraper",
+                "--out", str(self.run_dir),
+                "--interval", str(self.config.scrape_interval),
+                "--max-seconds", str(self.config.duration + self.config.ready_timeout + 120),
+                "--app-prefix", app_prefix(self.manifest),
+                *(arg for url in targets.app_urls for arg in ("--url", url)),
+            ],
+            log_path=self.run_dir / "scraper.log",
+            env=_child_env(),
+            ready=stats.exists,
+            ready_timeout=15,
+            stop_timeout=3,
+            cancelled=self.stop,
+            forced=self.stop.forced,
+        )
+        stack.enter_context(scraper)
+        self._track("scraper", scraper)
 
     def _use_target(self, targets: _Targets, url: str) -> None:
         """An app the harness did not start: wait until it answers HTTP, never touch it otherwise."""
@@ -360,10 +413,11 @@ class Runner:
         return [
             sys.executable, "-m", "locust",
             "-f", locustfile_argument(c.locustfile),
-            "--headless",
+            *self._ui_options(),
             "--host", targets.app_urls[0],
             "--target-hosts", ",".join(targets.app_urls),
             "--csv", str(self.run_dir / LOCUST_PREFIX),
+            "--csv-full-history",  # its Aggregated rows then hold recent percentiles, not cumulative ones
             "--logfile", str(self.run_dir / "locust.log"),
             "--total-seconds", str(c.duration),
             "--baseline-users", str(c.baseline_users),
@@ -372,10 +426,16 @@ class Runner:
             "--quiet-seconds", str(c.quiet_seconds),
             "--cycles", str(c.cycles),
             "--hold-ms", str(c.hold_ms),
-            "--stop-timeout", "5",
-            "--only-summary",
+            "--stop-timeout", "2",
             *self._master_options(),
         ]
+
+    def _ui_options(self) -> list[str]:
+        """Headless, or Locust's web UI starting the shape at once and closing a while after it."""
+        if not self.config.web_ui:
+            return ["--headless", "--only-summary"]
+        return ["--autostart", "--autoquit", str(WEB_UI_LINGER_S),
+                "--web-host", "127.0.0.1", "--web-port", str(self.config.web_port)]
 
     def _run_locust(self, stack: ExitStack, targets: _Targets) -> None:
         assert self.run_dir is not None
@@ -398,6 +458,8 @@ class Runner:
         )
         stack.enter_context(locust)
         self._track("locust", locust)
+        if self.config.web_ui:
+            self.echo(f"Locust web UI: http://127.0.0.1:{self.config.web_port} (Database tab; live chart at /poolcheck)")
         self.manifest["load_started_at"] = now_iso()
         self._write_manifest()
         self._watch_load(locust, targets)
@@ -409,7 +471,7 @@ class Runner:
         progress = Progress(self.run_dir, config=self.config, limits=self.limits, echo=self.echo)
         load_start, load_start_epoch = time.monotonic(), time.time()
         pending = self.config.fault_plan()
-        deadline = load_start + self.config.duration + 60
+        deadline = load_start + self.config.duration + 60 + (WEB_UI_LINGER_S if self.config.web_ui else 0)
         try:
             while locust.wait(0.5) is None:
                 if self.stop():
@@ -480,6 +542,7 @@ class Runner:
         self.manifest["ended_at"] = now_iso()
         self.manifest["versions"]["postgresql"] = _server_version(self.run_dir)
         self._write_manifest()
+        self._record_exact()
         summary = summarize(self.run_dir)
         write_json(self.run_dir / SUMMARY, summary)
         if self.stop() and status != INTERRUPTED:
@@ -491,12 +554,37 @@ class Runner:
         self.redact.scrub_folder(self.run_dir)
         point_latest(self.config.results_dir, self.run_dir)
         self._print_summary(summary)
+        self._write_report()
         self.echo(str(self.run_dir))
         if status == INTERRUPTED:
             return EXIT_INTERRUPTED
         if status == "error":
             return EXIT_FAIL
         return EXIT_PASS if summary["verdict"] == PASS else EXIT_FAIL
+
+    def _record_exact(self) -> None:
+        """connections_exact.csv from the server's log; the figures are a bonus, never the run's end."""
+        assert self.run_dir is not None
+        try:
+            warning = record_exact(
+                self.run_dir,
+                server_log=self.config.server_log,
+                run_start=datetime.fromisoformat(self.manifest["started_at"]).timestamp(),
+                embedded=self.config.embedded,
+                app_prefix=app_prefix(self.manifest),
+            )
+        except (OSError, ValueError) as exc:
+            warning = f"exact connection timeline not written: {exc}"
+        if warning:
+            self.echo(warning)
+
+    def _write_report(self) -> None:
+        """report.html from the finished folder; a report that fails must not cost the run."""
+        assert self.run_dir is not None
+        try:
+            self.echo(f"report: {write_report(self.run_dir)}")
+        except Exception:
+            logger.exception("report.html could not be written; the run's data and verdict stand")
 
     def _print_summary(self, summary: dict[str, Any]) -> None:
         r = summary["requests"]
@@ -511,6 +599,8 @@ class Runner:
         self.echo(f"verdict: {summary['verdict'].upper()}")
         for reason in summary["reasons"]:
             self.echo(f"  - {reason}")
+        for line in accounting_lines(summary):
+            self.echo(line)
 
 
 def _master_bind(config: RunConfig) -> MasterBind | None:
