@@ -4,11 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+RUNS ?=
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: help venv loadtest test bench clean
+.PHONY: help venv loadtest loadtest-ui compare test bench clean
 
 help:
 	@echo "make loadtest [ARGS='--workers 2 --max-size 4 --duration 20']  run the default load test"
+	@echo "make loadtest-ui [ARGS=...]                                   the same run in Locust's web UI, with a Database tab"
+	@echo "make compare RUNS='results/A results/B'                       compare runs: terminal table and HTML page"
 	@echo "make test                                                     run the whole test suite"
 	@echo "make bench                                                    run the benchmarks (JSON under results/)"
 
@@ -24,7 +28,17 @@ venv: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/poolcheck run $(ARGS)
 
-test: $(STAMP)
+loadtest-ui: $(STAMP)
+	$(BIN)/poolcheck run --web-ui $(ARGS)
+
+compare: $(STAMP)
+	$(BIN)/poolcheck compare $(RUNS) $(ARGS)
+
+# The browser tests drive Debian's chromium: playwright's own browser download is never used.
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)

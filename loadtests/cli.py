@@ -124,6 +124,9 @@ def cli(verbose: bool) -> None:
 @click.option("--locust-remote-workers", type=int, help="Locust workers the master waits for from other machines [0]")
 @click.option("--locust-master-bind", metavar="HOST:PORT",
               help="where the Locust master listens, e.g. 0.0.0.0:5557 for remote workers [127.0.0.1:<free port>]")
+@click.option("--web-ui", is_flag=True, default=None,
+              help="Locust's web UI instead of headless, with a Database tab; the load starts at once [off]")
+@click.option("--web-port", type=int, help="port of the web UI on 127.0.0.1 [8089]")
 def run(**options: Any) -> None:
     """Run the sample app under Locust bursts and check its connections against the server.
 
@@ -149,6 +152,40 @@ def summarize(run_dir: Path) -> None:
     summary = compute(run_dir)
     write_json(run_dir / SUMMARY, summary)
     click.echo(f"{summary['verdict']}: " + "; ".join(summary["reasons"]))
+
+
+
+def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
+    """Folders that hold a run: a manifest.json at least."""
+    from .results import MANIFEST
+
+    for path in paths:
+        if not (path / MANIFEST).is_file():
+            raise BadInput(f"{path}: not a run folder (no {MANIFEST})")
+    return list(paths)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def report(run_dir: Path) -> None:
+    """Write RUN_DIR/report.html again from the run folder's data alone."""
+    from .report import write_report
+
+    (folder,) = _run_folders((run_dir,))
+    click.echo(str(write_report(folder)))
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="where the HTML page goes [compare-<runs>.html beside the first run]")
+def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Compare runs side by side: a terminal table and an HTML page; deltas against the first run."""
+    from .compare import compare as compare_runs
+
+    if len(run_dirs) < 2:
+        raise BadInput("compare: give two run folders or more")
+    click.echo(str(compare_runs(_run_folders(run_dirs), out=out)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -60,6 +60,8 @@ class RunConfig(BaseModel):
     max_failure_ratio: float = Field(0.0, ge=0, le=1)
     ready_timeout: float = Field(60.0, gt=0)
     app_port: int = Field(0, ge=0, le=65535, description="port of the first app instance; 0 picks a free one")
+    web_ui: bool = False
+    web_port: int = Field(8089, ge=1, le=65535)
 
     # Pool telemetry and exact accounting (loadtests/scraper.py, loadtests/exact.py, loadtests/lifecycle.py)
     scrape_interval: float = Field(1.0, ge=0.1, le=60, description="seconds between /metrics scrapes")

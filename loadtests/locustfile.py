@@ -14,6 +14,7 @@ import locust.stats
 from locust import LoadTestShape, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from loadtests import live_ui, load_record
 from loadtests.shapes import Stage, burst_stages, stage_at
 
 _host_cycle: itertools.cycle | None = None
@@ -33,6 +34,14 @@ def _options(parser) -> None:
     group.add_argument("--burst-seconds", type=float, default=8)
     group.add_argument("--quiet-seconds", type=float, default=12)
     group.add_argument("--cycles", type=int, default=0)
+
+
+@events.init.add_listener
+def _records_and_database_view(environment, **kwargs) -> None:
+    # Beside Locust's CSV files: the load's start and failures by class per second;
+    # in its web UI (when it runs one): the database connections.
+    load_record.install(environment)
+    live_ui.install(environment)
 
 
 def failure_name(status: int, body: object) -> str:

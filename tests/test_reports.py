@@ -1,0 +1,185 @@
+"""Run report, comparison and live view: pure logic, then real runs opened in a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SHORT_RUN, RunResult, poolcheck
+from loadtests.compare import HIGHER, LOWER, PASS_FIRST, Row
+from loadtests.load_record import FailureCounter
+from loadtests.pages import flatten
+from loadtests.tail import CsvFollower
+from loadtests.timeline import Connections, drain_after_bursts
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+REPORT_CHARTS = {"timeline", "latency", "failures", "lifecycle"}
+
+# -- pure logic ------------------------------------------------------------------
+
+
+def test_best_value_and_deltas_against_the_first_run():
+    rps = Row("requests/s", (100.0, 125.0, 80.0), HIGHER)
+    assert rps.best() == {1}
+    assert rps.delta(1) == "+25, +25.0%"
+    assert rps.delta(0) == ""
+    peaks = Row("peak", (12, 8, 8, None), LOWER)
+    assert peaks.best() == {1, 2}
+    assert peaks.delta(3) == ""
+    assert Row("same", (3, 3), LOWER).best() == set()
+    assert Row("verdict", ("fail", "pass"), PASS_FIRST).best() == {1}
+    assert Row("max_size", (4, 2)).best() == set()
+
+
+def _series(busy: list[int], idle: list[int]) -> Connections:
+    states = {"active": busy, "idle in transaction": [0] * len(busy), "idle": idle, "other": [0] * len(busy)}
+    return Connections(t=[float(t) for t in range(len(busy))], total=[b + i for b, i in zip(busy, idle)], states=states)
+
+
+def test_drain_after_a_burst_counts_busy_and_all_connections():
+    # Quiet 0-4 s (1 busy), burst 5-9 s (6 busy), busy back to 1 at 12 s; idle connections stay.
+    busy = [1, 1, 1, 1, 1, 6, 6, 6, 6, 6, 4, 2, 1, 1, 1]
+    idle = [2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 2, 4, 5, 5, 5]
+    (drain,) = drain_after_bursts(_series(busy, idle), [(5.0, 10.0)])
+    assert drain == {"burst_end_s": 10.0, "busy_drain_s": 2.0, "total_drain_s": None, "peak_in_burst": 6}
+
+
+def test_failure_counter_writes_each_class_once_per_second(tmp_path):
+    class Error:
+        def __init__(self, error: str, occurrences: int) -> None:
+            self.error, self.occurrences = error, occurrences
+
+    class Stats:
+        errors: dict[str, Error] = {}
+
+    path = tmp_path / "failures.csv"
+    counter = FailureCounter(path, stats=Stats)
+    Stats.errors = {"a": Error("CatchResponseError('pool_timeout')", 3)}
+    counter.flush()
+    counter.flush()  # nothing new: no row
+    Stats.errors["b"] = Error("CatchResponseError('db_too_many_connections')", 2)
+    Stats.errors["a"].occurrences = 4
+    counter.flush()
+    rows = [line.split(",")[1:] for line in path.read_text().splitlines()[1:]]
+    assert rows == [["pool_timeout", "3"], ["db_too_many_connections", "2"], ["pool_timeout", "1"]]
+
+
+def test_csv_follower_waits_for_a_whole_line(tmp_path):
+    path = tmp_path / "growing.csv"
+    path.write_text("a,b\n1,2\n3,")
+    follower = CsvFollower(path)
+    assert follower.new_rows() == [{"a": "1", "b": "2"}]
+    with open(path, "a") as f:
+        f.write("4\n")
+    assert follower.new_rows() == [{"a": "3", "b": "4"}]
+    assert follower.new_rows() == []
+
+
+def test_nested_summary_figures_flatten_in_order():
+    assert flatten({"pool": {"wait_ms_total": 12.5, "per_worker": {"7": {"max": 2}}}, "ok": True}) == [
+        ("pool.wait_ms_total", "12.5"), ("pool.per_worker.7.max", "2"), ("ok", "true"),
+    ]
+
+
+# -- real runs in a real browser -----------------------------------------------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loadtests.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed: `make test` installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+_DRAWN = """
+(chart) => {
+  const plot = chart.querySelector('.js-plotly-plot');
+  if (!plot || !plot.data) return {points: 0, paths: 0};
+  const points = plot.data.filter(t => t.visible !== false).reduce((n, t) => n + (t.x || []).length, 0);
+  const paths = [...plot.querySelectorAll('.scatterlayer path, .barlayer path')]
+    .filter(p => (p.getAttribute('d') || '').length > 10).length;
+  return {points, paths};
+}
+"""
+
+
+def open_page(browser, page_path: Path, screenshot: Path) -> dict[str, dict[str, int]]:
+    """Load a page from disk; fail on any console error; return what each chart drew."""
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(page_path.resolve().as_uri())
+    page.wait_for_function(
+        "[...document.querySelectorAll('.chart')].every(c => c.querySelector('.main-svg'))", timeout=30_000
+    )
+    drawn = {chart.get_attribute("data-chart"): chart.evaluate(_DRAWN) for chart in page.query_selector_all(".chart")}
+    page.screenshot(path=str(screenshot), full_page=True)
+    page.close()
+    assert errors == []
+    return drawn
+
+
+@pytest.mark.slow
+def test_report_is_written_at_the_end_of_the_run(short_run: RunResult):
+    report = short_run.run_dir / "report.html"
+    assert f"report: {report}" in short_run.stdout
+    html = report.read_text()
+    assert 'class="verdict pass"' in html and "usable 37 = max_connections 40" in html
+    assert re.search(r"<script[^>]*\bsrc=", html) is None  # plotly.js is inline: the page works offline
+    assert str(short_run.run_dir) not in html and str(short_run.results_dir) not in html
+
+
+@pytest.mark.slow
+def test_report_regenerated_from_a_copied_folder_is_identical(short_run: RunResult, tmp_path: Path):
+    copy = tmp_path / "copied-run"
+    shutil.copytree(short_run.run_dir, copy, ignore=shutil.ignore_patterns("report.html", "*.png"))
+    done = cli("report", str(copy))
+    assert done.returncode == 0, done.stderr
+    assert (copy / "report.html").read_text() == (short_run.run_dir / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_report_draws_every_chart_in_a_browser(short_run: RunResult, browser):
+    drawn = open_page(browser, short_run.run_dir / "report.html", short_run.run_dir / "report.png")
+    expected = REPORT_CHARTS | ({"pool"} if (short_run.run_dir / "pool_stats.csv").exists() else set())
+    assert set(drawn) == expected
+    for name, figures in drawn.items():
+        assert figures["points"] > 0 and figures["paths"] > 0, (name, figures)
+    assert (short_run.run_dir / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_compare_two_runs_of_different_max_size(short_run: RunResult, tmp_path: Path, browser):
+    other = poolcheck("run", *SHORT_RUN, "--workers", "3", "--max-size", "2", results_dir=tmp_path / "results")
+    assert other.returncode in (0, 1), other.stdout + other.stderr
+    page = tmp_path / "compare.html"
+    done = cli("compare", str(short_run.run_dir), str(other.run_dir), "--out", str(page))
+    assert done.returncode == 0, done.stderr
+    peaks = [short_run.json("summary.json")["peak_connections"], other.json("summary.json")["peak_connections"]]
+    assert re.search(r"max_size\s*│\s*4\s*│\s*2\b", done.stdout), done.stdout
+    peak_row = next(line for line in done.stdout.splitlines() if "peak connections (sampled)" in line)
+    assert re.search(rf"│\s*{peaks[0]}\s*\*?\s*│\s*{peaks[1]}\b", peak_row), peak_row
+    html = page.read_text()
+    assert "<td>max_size</td>" in html and all(f">{p}" in html for p in peaks)
+    drawn = open_page(browser, page, other.run_dir / "compare.png")
+    assert drawn["overlay"]["points"] > 0 and drawn["overlay"]["paths"] >= 4  # two runs x (connections, rps)
