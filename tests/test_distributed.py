@@ -32,6 +32,7 @@ def test_two_local_locust_workers_make_one_set_of_statistics(results_dir):
     assert max(users) == 16  # the burst, spread over both workers by the master
 
     assert summary["verdict"] == "pass" and "verdict: PASS" in run.stdout
+    assert (run.run_dir / "report.html").is_file()
     assert summary["requests"]["total"] > 100 and summary["requests"]["failures"] == 0
     assert 0 < summary["peak_connections"] <= 2 * 4
     assert leftover_processes(run) == []
