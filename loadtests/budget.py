@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,41 @@ def explain(budget: Budget, limits: ServerLimits) -> str:
         f" - superuser_reserved {limits.superuser_reserved_connections}"
         f" - reserved {limits.reserved_connections}; {verdict} (headroom {headroom(budget, limits)})"
     )
+
+
+def allowed(limits: ServerLimits, *, headroom_ratio: float = 0.0) -> int:
+    """Connections a deployment may plan for: the usable slots less a safety margin (a share of usable)."""
+    if not 0.0 <= headroom_ratio < 1.0:
+        raise ValueError(f"headroom_ratio must be in [0, 1), got {headroom_ratio!r}")
+    # Rounded down: a margin of 20 % of 37 slots leaves 29, not 29.6.
+    return int(limits.usable * (1.0 - headroom_ratio) + 1e-9)
+
+
+def fits_with_headroom(budget: Budget, limits: ServerLimits, *, headroom_ratio: float) -> bool:
+    return budget.total <= allowed(limits, headroom_ratio=headroom_ratio)
+
+
+def largest_hosts(budget: Budget, limits: ServerLimits, *, headroom_ratio: float = 0.0) -> int:
+    """The most hosts of the budget's workers, pools and max_size that fit (0 if none)."""
+    return max((allowed(limits, headroom_ratio=headroom_ratio) - budget.extra_clients) // budget.per_host, 0)
+
+
+def describe(budget: Budget, limits: ServerLimits) -> list[str]:
+    """What `poolcheck budget` prints: the arithmetic, the headroom and the largest values that fit."""
+    pools = f"{budget.hosts} hosts x {budget.workers} workers x {budget.pools_per_worker} pools"
+    size = largest_max_size(budget, limits)
+    workers = largest_workers(budget, limits)
+    share = headroom(budget, limits) / limits.usable * 100 if limits.usable > 0 else 0.0
+    return [
+        explain(budget, limits),
+        f"headroom: {headroom(budget, limits)} of {limits.usable} usable connections ({share:.1f} %)",
+        f"largest max_size per pool for {pools}: {size}" + _uses(replace(budget, max_size=max(size, 1)), size),
+        f"largest workers per host with max_size {budget.max_size}: {workers}"
+        + _uses(replace(budget, workers=max(workers, 1)), workers),
+        f"largest hosts of {budget.workers} workers x {budget.pools_per_worker} pools x max_size {budget.max_size}:"
+        f" {largest_hosts(budget, limits)}",
+    ]
+
+
+def _uses(budget: Budget, largest: int) -> str:
+    return f" (total {budget.total})" if largest > 0 else " (none fits)"

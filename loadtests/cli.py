@@ -11,6 +11,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from .budget import ServerLimits
 from .config import RunConfig, describe_error
 from .redact import redact_dsn
 
@@ -153,6 +154,58 @@ def summarize(run_dir: Path) -> None:
     write_json(run_dir / SUMMARY, summary)
     click.echo(f"{summary['verdict']}: " + "; ".join(summary["reasons"]))
 
+
+def _budget_limits(dsn: str | None, **given: int | None) -> ServerLimits:
+    """The server's limits: read from `dsn` (read-only), else the options, with PostgreSQL's defaults."""
+    from .runner import Refused, read_limits
+
+    if dsn is not None:
+        if any(value is not None for value in given.values()):
+            raise BadInput("--dsn reads max_connections and the reserved settings from the server; give one or the other")
+        try:
+            return read_limits(dsn)[0]
+        except Refused as exc:
+            raise BadInput(str(exc)) from None
+    if given["max_connections"] is None:
+        raise BadInput("--max-connections: required (or --dsn to read it from a running server)")
+    limits = ServerLimits(
+        max_connections=given["max_connections"],
+        superuser_reserved_connections=3 if given["superuser_reserved"] is None else given["superuser_reserved"],
+        reserved_connections=given["reserved"] or 0,
+    )
+    if limits.usable <= 0:
+        raise BadInput(f"--max-connections ({limits.max_connections}) must exceed the reserved slots")
+    return limits
+
+
+@cli.command("budget")
+@click.option("--hosts", type=click.IntRange(min=1), default=1, show_default=True, help="app instances")
+@click.option("--workers", type=click.IntRange(min=1), required=True, help="workers per host, each with its own pools")
+@click.option("--max-size", type=click.IntRange(min=1), required=True, help="max_size of each pool")
+@click.option("--pools-per-worker", type=click.IntRange(min=1), default=1, show_default=True, help="pools in each worker")
+@click.option("--other-clients", type=click.IntRange(min=0), default=0, show_default=True,
+              help="connections other clients hold (cron jobs, admin sessions, migrations)")
+@click.option("--max-connections", type=click.IntRange(min=1), help="the server's max_connections")
+@click.option("--superuser-reserved", type=click.IntRange(min=0), help="the server's superuser_reserved_connections [3]")
+@click.option("--reserved", type=click.IntRange(min=0), help="the server's reserved_connections [0]")
+@click.option("--dsn", help="read max_connections and the reserved settings from this server (read-only)")
+def budget_command(
+    hosts: int, workers: int, max_size: int, pools_per_worker: int, other_clients: int, dsn: str | None, **limits: int | None
+) -> None:
+    """Check hosts x workers x pools x max_size against max_connections: instant, no load.
+
+    Exit codes: 0 fits, 1 does not fit, 2 bad input.
+    """
+    from .budget import Budget, describe, fits
+
+    server = _budget_limits(dsn, **limits)
+    plan = Budget(hosts=hosts, workers=workers, max_size=max_size, pools_per_worker=pools_per_worker,
+                  extra_clients=other_clients)
+    if dsn is not None:
+        click.echo(f"limits read from {redact_dsn(dsn)}")
+    for line in describe(plan, server):
+        click.echo(line)
+    sys.exit(0 if fits(plan, server) else 1)
 
 
 def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
