@@ -15,6 +15,7 @@ help:
 	@echo "make compare RUNS='results/A results/B'                       compare runs: terminal table and HTML page"
 	@echo "make test                                                     run the whole test suite"
 	@echo "make bench                                                    run the benchmarks (JSON under results/)"
+	@echo "make sweep [ARGS='--workers 1,2 --max-size 4,8']               pool-size sweep and recommendation (3 x 3 cells: about 5 min)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "poolcheck needs Python 3.11 or newer")'
@@ -43,6 +44,10 @@ test: $(STAMP) $(CHROMIUM)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
+
+.PHONY: sweep
+sweep: $(STAMP)
+	$(BIN)/poolcheck sweep $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from loadtests.results import host_info, versions, write_json
 
-from . import foundation
+from . import foundation, sweep
 
 BENCHMARKS = {
     "server_ready": foundation.server_ready,
     "default_run": foundation.default_run,
+    "sweep_3x3": sweep.sweep_3x3,
 }
 
 

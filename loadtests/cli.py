@@ -208,6 +208,50 @@ def budget_command(
     sys.exit(0 if fits(plan, server) else 1)
 
 
+_SWEPT = ("workers", "max_size", "pool_kind", "duration", "dsn")
+
+
+@cli.command()
+@click.option("--workers", "worker_counts", default="1,2,4", show_default=True, help="worker counts per host to try")
+@click.option("--max-size", "max_sizes", default="2,4,8", show_default=True, help="pool max_size values to try")
+@click.option("--pool-kind", "pool_kinds", default="async", show_default=True, help="async, sync or async,sync")
+@click.option("--repeat", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="runs per cell; the table shows the median and the spread")
+@click.option("--headroom", type=click.FloatRange(0, 100, max_open=True), default=20.0, show_default=True,
+              help="percent of the usable connections a recommended cell leaves free")
+@click.option("--slo-p95-ms", type=click.FloatRange(min=0, min_open=True), help="p95 a recommended cell must meet [none]")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="seconds of load per cell")
+def sweep(
+    worker_counts: str, max_sizes: str, pool_kinds: str, repeat: int, headroom: float, slo_p95_ms: float | None,
+    **options: Any,
+) -> None:
+    """Run every pool kind x workers x max_size cell (a full run each, fresh server) and recommend one.
+
+    Takes poolcheck run's other options for every cell. Exit codes: 0 a cell is recommended,
+    1 none qualifies, 2 refused or bad input, 130 interrupted.
+    """
+    from .recommend import Criteria
+    from .runner import Refused
+    from .sweep import Sweep, parse_list, plan_cells
+
+    try:
+        axes = {
+            "pool_kinds": parse_list(pool_kinds, option="--pool-kind", convert=str),
+            "workers": parse_list(worker_counts, option="--workers"),
+            "max_sizes": parse_list(max_sizes, option="--max-size"),
+        }
+        base = _config(**options)
+        criteria = Criteria(headroom_ratio=headroom / 100, slo_p95_ms=slo_p95_ms, max_failure_ratio=base.max_failure_ratio)
+        job = Sweep(plan_cells(base, **axes), repeat=repeat, criteria=criteria, echo=click.echo)
+    except Refused as exc:
+        raise BadInput(str(exc)) from None
+    sys.exit(job.run())
+
+
+sweep.params.extend(param for param in run.params if param.name not in _SWEPT)
+
+
 def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
     """Folders that hold a run: a manifest.json at least."""
     from .results import MANIFEST

@@ -27,8 +27,15 @@ def now_iso() -> str:
 
 def new_run_dir(results_dir: Path, *, label: str) -> Path:
     """A fresh folder `<results>/<UTC time>-<label>`, unique even within one second."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = results_dir / f"{stamp}-{label}"
+    return unique_dir(results_dir / f"{utc_stamp()}-{label}")
+
+
+def utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def unique_dir(base: Path) -> Path:
+    """Create `base`, or `base-2`, `base-3`, ... if it exists; return the folder created."""
     path, n = base, 1
     while True:
         try:
