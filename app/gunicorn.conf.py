@@ -13,3 +13,11 @@ max_requests = int(os.environ.get("MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", "0"))
 accesslog = None
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+
+def child_exit(server, worker):
+    # A dead worker's "live" gauges are dropped, so /metrics shows live workers only.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

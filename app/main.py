@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from . import db
 from .deps import async_session, sync_session
 from .errors import RefusalTracker, install_error_handlers
-from .routes import health, items
+from .metrics import PoolTelemetry
+from .routes import health, items, metrics
 from .settings import Settings
 
 logger = logging.getLogger("poolcheck.app")
@@ -51,9 +52,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     else:
         await _open_sync(app, settings)
     logger.info("pool %s open: min %d max %d", db.application_name(settings), settings.POOL_MIN_SIZE, settings.POOL_MAX_SIZE)
+    app.state.telemetry = PoolTelemetry(app.state.pool)
+    app.state.telemetry.start()
     try:
         yield
     finally:
+        await app.state.telemetry.stop()
         # Closed at worker exit: otherwise its connections stay on the server
         # until the server notices the dead socket.
         pool = app.state.pool
@@ -78,4 +82,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(items.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

@@ -102,6 +102,10 @@ def cli(verbose: bool) -> None:
 @click.option("--cycles", type=int, help="number of bursts; 0 fits as many as --duration allows [0]")
 @click.option("--hold-ms", type=int, help="ms each held request keeps its connection busy [150]")
 @click.option("--sample-interval", type=float, help="seconds between pg_stat_activity samples [0.1]")
+@click.option("--scrape-interval", type=float, help="seconds between scrapes of the workers' pool metrics [1]")
+@click.option("--prod-max-idle", type=float, help="production pool max_idle, for the drain prediction [600]")
+@click.option("--server-log", type=click.Path(), metavar="PATH",
+              help="with --dsn: the server's jsonlog or csvlog, for exact connection counts [none: sampled only]")
 @click.option("--results-dir", type=click.Path(path_type=Path, file_okay=False), help="where run folders go [results]")
 @click.option("--allow-overcommit", is_flag=True, default=None, help="run even when the budget exceeds the usable connections")
 @click.option("--max-failure-ratio", type=float, help="failed/total requests above which the run fails [0]")

@@ -150,6 +150,8 @@ def _server_options(
         "log_file_mode": "0644",
         "log_connections": "on",
         "log_disconnections": "on",
+        # UTC stamps line up with every other file of the run (loadtests/server_log.py).
+        "log_timezone": "UTC",
         # A failed statement could carry a password: never log statement text.
         "log_min_error_statement": "panic",
     }

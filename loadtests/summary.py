@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .accounting import accounting_sections
 from .collector import CONNECTIONS_CSV, SERVER_JSON, read_connections
 from .faults import fault_figures, read_events
 from .results import LOCUST_PREFIX, MANIFEST, read_json
@@ -206,6 +207,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "faults": fault_figures(
             run_dir, events=read_events(run_dir), connections=rows, pools_total=budget["pools_total"]
         ),
+        **accounting_sections(run_dir, manifest=manifest, rows=rows, sampled=figures, app_prefix=app_prefix(manifest)),
         "sample_interval_s": config["sample_interval"],
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),

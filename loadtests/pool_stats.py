@@ -1,0 +1,95 @@
+"""pool_stats.csv and workers.csv: what the scraper writes, and how a summary reads it back.
+
+pool_stats.csv has one row per worker per scrape: psycopg_pool's get_stats()
+values as the worker exported them (gauges, and counters since the pool
+opened) and its event-loop lag. workers.csv has one row per worker pid named
+by a connection's application_name per scrape: whether that process was alive.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.metrics import LOOP_LAG, POOL_PREFIX, POOL_STATS
+
+POOL_STATS_CSV = "pool_stats.csv"
+WORKERS_CSV = "workers.csv"
+LAG_COLUMN = "event_loop_lag_ms"
+COLUMNS = ("timestamp", "elapsed_s", "host", "pid", *POOL_STATS, LAG_COLUMN)
+WORKER_COLUMNS = ("timestamp", "elapsed_s", "pid", "alive", "connections")
+
+
+def parse_metrics(text: str) -> dict[int, dict[str, float]]:
+    """Pool stats and loop lag per worker pid from a `/metrics` page."""
+    by_pid: dict[int, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            column = _column(sample.name)
+            pid = sample.labels.get("pid", "")
+            if column is None or not pid.isdigit():
+                continue
+            value = sample.value * 1000 if column == LAG_COLUMN else sample.value
+            by_pid.setdefault(int(pid), {})[column] = value
+    return by_pid
+
+
+def _column(metric: str) -> str | None:
+    if metric == LOOP_LAG:
+        return LAG_COLUMN
+    name = metric.removeprefix(POOL_PREFIX)
+    return name if metric.startswith(POOL_PREFIX) and name in POOL_STATS else None
+
+
+def stat_rows(by_pid: dict[int, dict[str, float]], *, timestamp: float, elapsed_s: float, host: int) -> list[list[Any]]:
+    stamp = iso_time(timestamp)
+    return [
+        [stamp, f"{elapsed_s:.3f}", host, pid, *(_number(stats.get(c, 0.0)) for c in (*POOL_STATS, LAG_COLUMN))]
+        for pid, stats in sorted(by_pid.items())
+    ]
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def read_pool_stats(path: Path) -> list[dict[str, Any]]:
+    """Every complete row of a pool_stats.csv, numbers decoded; a torn last line is skipped."""
+    return _read_rows(path, ints=("host", "pid"), text=("timestamp",))
+
+
+def read_workers(path: Path) -> list[dict[str, Any]]:
+    return _read_rows(path, ints=("pid", "alive", "connections"), text=("timestamp",))
+
+
+def _read_rows(path: Path, *, ints: Iterable[str], text: Iterable[str]) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for raw in csv.DictReader(f):
+            try:
+                row = {k: (v if k in text else int(v) if k in ints else float(v)) for k, v in raw.items()}
+            except (TypeError, ValueError):
+                continue
+            rows.append(row)
+    return rows
+
+
+def named_pids(by_application: dict[str, dict[str, int]], *, app_prefix: str) -> dict[int, int]:
+    """Worker pid -> connections, for every application_name `<app_prefix><pid>`."""
+    named = {}
+    for app, states in by_application.items():
+        suffix = app.removeprefix(app_prefix)
+        if app.startswith(app_prefix) and suffix.isdigit():
+            named[int(suffix)] = sum(states.values())
+    return named

@@ -1,0 +1,285 @@
+"""Client sessions rebuilt from PostgreSQL's own log: exact, where sampling is not.
+
+With `log_connections` and `log_disconnections` on, every session leaves a
+"connection authorized" record and a "disconnection" record with the same
+`session_id`. A connection the server refuses after authorizing it ("too many
+clients already", "remaining connection slots are reserved") logs a FATAL and
+never a disconnection: it is a refusal, not a session. Everything here is a
+pure function of the log's text, in jsonlog (one JSON object a line) or csvlog.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+logger = logging.getLogger("poolcheck.server_log")
+
+JSONLOG, CSVLOG = "jsonlog", "csvlog"
+LOG_NAMES = {JSONLOG: "postgresql.json", CSVLOG: "postgresql.csv"}
+REFUSAL_MARKERS = ("too many clients already", "remaining connection slots are reserved")
+
+# csvlog's fixed columns (PostgreSQL 14 and later; older logs simply have fewer).
+_CSV_COLUMNS = (
+    "timestamp", "user", "dbname", "pid", "connection_from", "session_id", "line_num", "ps",
+    "session_start", "vxid", "txid", "error_severity", "state_code", "message", "detail", "hint",
+    "internal_query", "internal_position", "context", "statement", "cursor_position", "func_name",
+    "application_name", "backend_type", "leader_pid", "query_id",
+)
+_APP_IN_MESSAGE = re.compile(r"\bapplication_name=(.*?)(?: SSL enabled| GSS |$)")
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*(\S+)?$")
+_OFFSET = re.compile(r"^([+-])(\d\d)(?::?(\d\d))?$")
+# Postmaster messages after which no backend of before is left.
+_ALL_GONE = ("all server processes terminated; reinitializing", "database system is shut down")
+
+
+@dataclass(frozen=True)
+class Record:
+    """The fields of one log record that connection accounting needs."""
+
+    at: float
+    session_id: str
+    pid: int
+    user: str
+    application_name: str
+    severity: str
+    message: str
+    session_start: float | None = None
+
+
+@dataclass
+class Session:
+    """One client session: from its authorization to its end (None: still open when the log ends)."""
+
+    session_id: str
+    pid: int
+    user: str
+    application_name: str
+    start: float
+    end: float | None = None
+    refused: bool = False
+
+
+@dataclass(frozen=True)
+class Refusal:
+    at: float
+    pid: int
+    user: str
+    application_name: str
+    message: str
+
+
+def parse_time(text: str) -> float:
+    """A log timestamp ("2026-01-02 03:04:05.678 UTC", or a numeric offset) as epoch seconds."""
+    match = _TIME.match(text.strip())
+    if not match:
+        raise ValueError(f"not a log timestamp: {text!r}")
+    stamp, zone = match.groups()
+    naive = datetime.fromisoformat(stamp)
+    return naive.replace(tzinfo=_zone(zone or "UTC")).timestamp()
+
+
+def _zone(name: str) -> timezone:
+    if name.upper() in ("UTC", "GMT", "Z"):
+        return timezone.utc
+    offset = _OFFSET.match(name)
+    if not offset:
+        raise ValueError(f"log time zone {name!r} is ambiguous; set the server's log_timezone to 'UTC'")
+    sign, hours, minutes = offset.groups()
+    delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
+    return timezone(-delta if sign == "-" else delta)
+
+
+def _record(fields: dict[str, Any]) -> Record | None:
+    try:
+        at = parse_time(str(fields["timestamp"]))
+    except (KeyError, ValueError):
+        return None
+    start = fields.get("session_start")
+    return Record(
+        at=at,
+        session_id=str(fields.get("session_id") or ""),
+        pid=int(fields.get("pid") or 0),
+        user=str(fields.get("user") or ""),
+        application_name=str(fields.get("application_name") or ""),
+        severity=str(fields.get("error_severity") or ""),
+        message=str(fields.get("message") or ""),
+        session_start=parse_time(start) if start else None,
+    )
+
+
+def jsonlog_records(lines: Iterable[str]) -> Iterator[Record]:
+    for line in lines:
+        try:
+            record = _record(json.loads(line))
+        except (ValueError, TypeError):
+            continue  # a torn last line, or something that is not jsonlog
+        if record is not None:
+            yield record
+
+
+def csvlog_records(text: Iterable[str]) -> Iterator[Record]:
+    for row in csv.reader(text):
+        record = _record(dict(zip(_CSV_COLUMNS, row)))
+        if record is not None:
+            yield record
+
+
+def log_format(path: Path) -> str:
+    """jsonlog or csvlog, from the first character of the file."""
+    with open(path, errors="replace") as f:
+        first = f.read(1)
+    return JSONLOG if first == "{" else CSVLOG
+
+
+def read_records(path: Path) -> list[Record]:
+    with open(path, newline="", errors="replace") as f:
+        if log_format(path) == JSONLOG:
+            return list(jsonlog_records(f))
+        return list(csvlog_records(f))
+
+
+def _authorized_app(message: str) -> str:
+    match = _APP_IN_MESSAGE.search(message)
+    return match.group(1) if match else ""
+
+
+def _is_refusal(record: Record) -> bool:
+    lowered = record.message.lower()
+    return record.severity == "FATAL" and any(marker in lowered for marker in REFUSAL_MARKERS)
+
+
+class _Rebuild:
+    """Walks the records once, opening and closing sessions."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, Session] = {}
+        self.refusals: list[Refusal] = []
+
+    def feed(self, record: Record) -> None:
+        if record.message.startswith("connection authorized:"):
+            self._open(record)
+        elif _is_refusal(record):
+            self._refuse(record)
+        elif record.message.startswith("disconnection:") or record.severity == "FATAL":
+            self._close(record)
+        elif record.message.startswith(_ALL_GONE):
+            self._close_all(record.at)
+
+    def _open(self, record: Record) -> None:
+        app = record.application_name or _authorized_app(record.message)
+        self.sessions[record.session_id] = Session(record.session_id, record.pid, record.user, app, record.at)
+
+    def _refuse(self, record: Record) -> None:
+        session = self.sessions.get(record.session_id)
+        if session is not None:
+            session.refused, session.end = True, record.at
+        app = record.application_name or (session.application_name if session else "")
+        self.refusals.append(Refusal(record.at, record.pid, record.user, app, record.message))
+
+    def _close(self, record: Record) -> None:
+        session = self.sessions.get(record.session_id)
+        if session is None and record.message.startswith("disconnection:"):
+            # Authorized before the log begins: it has been open since its session_start.
+            start = record.session_start if record.session_start is not None else record.at
+            session = Session(record.session_id, record.pid, record.user, record.application_name, start)
+            self.sessions[record.session_id] = session
+        if session is None or session.refused:
+            return
+        session.end = record.at
+        session.application_name = record.application_name or session.application_name
+
+    def _close_all(self, at: float) -> None:
+        for session in self.sessions.values():
+            if session.end is None:
+                session.end = at
+
+
+def rebuild_sessions(records: Iterable[Record]) -> tuple[list[Session], list[Refusal]]:
+    """Every client session and every refused connection attempt, in log order."""
+    rebuild = _Rebuild()
+    for record in records:
+        rebuild.feed(record)
+    return list(rebuild.sessions.values()), rebuild.refusals
+
+
+def counts_over_time(sessions: Iterable[Session], *, include: Callable[[Session], bool] = lambda s: True) -> list[tuple[float, int]]:
+    """(time, open sessions just after it) at every change, for the sessions `include` keeps.
+
+    At equal times a session that ends is counted out before one that starts
+    is counted in: the log's millisecond stamps cannot order them, and the
+    server had freed the slot by the time it logged the end.
+    """
+    changes: list[tuple[float, int]] = []
+    for session in sessions:
+        if session.refused or not include(session):
+            continue
+        changes.append((session.start, +1))
+        if session.end is not None:
+            changes.append((session.end, -1))
+    changes.sort()
+    steps, count = [], 0
+    for at, delta in changes:
+        count += delta
+        steps.append((at, count))
+    return steps
+
+
+def peak(steps: list[tuple[float, int]]) -> tuple[int, float | None]:
+    """The highest count and the first time it was reached."""
+    best, when = 0, None
+    for at, count in steps:
+        if count > best:
+            best, when = count, at
+    return best, when
+
+
+def copy_window(source: Path, dest_dir: Path, *, start: float, end: float) -> int:
+    """Copy the records of `source` from `start` to `end` (epoch seconds) into `dest_dir`; return how many.
+
+    A user's server log can hold months; the run folder keeps the run's part,
+    so the summary stays a function of the folder alone.
+    """
+    kind = log_format(source)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+
+    def keep(record: Record | None) -> bool:
+        return record is not None and start <= record.at <= end
+
+    with open(source, newline="", errors="replace") as f, open(dest_dir / LOG_NAMES[kind], "w", newline="") as out:
+        return _copy_jsonlog(f, out, keep) if kind == JSONLOG else _copy_csvlog(f, out, keep)
+
+
+def _copy_jsonlog(lines: Iterable[str], out: TextIO, keep: Callable[[Record | None], bool]) -> int:
+    copied = 0
+    for line in lines:
+        if keep(next(jsonlog_records([line]), None)):
+            out.write(line)
+            copied += 1
+    return copied
+
+
+def _copy_csvlog(text: Iterable[str], out: TextIO, keep: Callable[[Record | None], bool]) -> int:
+    writer, copied = csv.writer(out), 0
+    for row in csv.reader(text):
+        if keep(_record(dict(zip(_CSV_COLUMNS, row)))):
+            writer.writerow(row)
+            copied += 1
+    return copied
+
+
+def find_log(run_dir: Path) -> Path | None:
+    """The server log a run folder holds, if any."""
+    for name in LOG_NAMES.values():
+        path = run_dir / "postgres" / name
+        if path.exists() and path.stat().st_size > 0:
+            return path
+    return None
+
