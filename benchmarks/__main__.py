@@ -10,12 +10,14 @@ from pathlib import Path
 
 from loadtests.results import host_info, versions, write_json
 
-from . import foundation, sweep
+from . import foundation, sweep, telemetry
 
 BENCHMARKS = {
     "server_ready": foundation.server_ready,
     "default_run": foundation.default_run,
     "sweep_3x3": sweep.sweep_3x3,
+    "collector_overhead": telemetry.collector_overhead,
+    "sampling_fidelity": telemetry.sampling_fidelity,
 }
 
 
