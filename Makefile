@@ -49,5 +49,11 @@ bench: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/poolcheck sweep $(ARGS)
 
+# A 30-minute run watching the collector's memory and open files (not part of `make test`).
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak $(ARGS)
+
+.PHONY: soak
+
 clean:
 	rm -rf $(VENV) *.egg-info
