@@ -77,17 +77,20 @@ class PoolTelemetry:
         self._lags.append(max(lag_s, 0.0))
         self._lag.set(max(self._lags))
 
+    def _publish_safely(self, lag_s: float = 0.0) -> None:
+        try:
+            self.publish(lag_s)
+        except Exception:  # telemetry must never take the worker down
+            logger.exception("publishing pool metrics failed")
+
     async def _run(self) -> None:
         while True:
             expected = time.monotonic() + self.interval
             await asyncio.sleep(self.interval)
-            try:
-                self.publish(time.monotonic() - expected)
-            except Exception:  # telemetry must never take the worker down
-                logger.exception("publishing pool metrics failed")
+            self._publish_safely(time.monotonic() - expected)
 
     def start(self) -> None:
-        self.publish()
+        self._publish_safely()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="pool-telemetry")
 
     async def stop(self) -> None:

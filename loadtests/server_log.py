@@ -40,6 +40,10 @@ _OFFSET = re.compile(r"^([+-])(\d\d)(?::?(\d\d))?$")
 _ALL_GONE = ("all server processes terminated; reinitializing", "database system is shut down")
 
 
+class LogTimezoneError(ValueError):
+    """The log's timestamps name a zone that cannot be placed (an abbreviation such as CET)."""
+
+
 @dataclass(frozen=True)
 class Record:
     """The fields of one log record that connection accounting needs."""
@@ -91,15 +95,18 @@ def _zone(name: str) -> timezone:
         return timezone.utc
     offset = _OFFSET.match(name)
     if not offset:
-        raise ValueError(f"log time zone {name!r} is ambiguous; set the server's log_timezone to 'UTC'")
+        raise LogTimezoneError(f"log time zone {name!r} is ambiguous; set the server's log_timezone to 'UTC'")
     sign, hours, minutes = offset.groups()
     delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
     return timezone(-delta if sign == "-" else delta)
 
 
 def _record(fields: dict[str, Any]) -> Record | None:
+    """A record, or None for a line that is not one; a zone that cannot be placed is an error."""
     try:
         at = parse_time(str(fields["timestamp"]))
+    except LogTimezoneError:
+        raise
     except (KeyError, ValueError):
         return None
     start = fields.get("session_start")
@@ -119,6 +126,8 @@ def jsonlog_records(lines: Iterable[str]) -> Iterator[Record]:
     for line in lines:
         try:
             record = _record(json.loads(line))
+        except LogTimezoneError:
+            raise
         except (ValueError, TypeError):
             continue  # a torn last line, or something that is not jsonlog
         if record is not None:

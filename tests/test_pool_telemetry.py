@@ -1,7 +1,13 @@
 """Every worker's pool, as psycopg_pool sees it: /metrics, pool_stats.csv and summary.json's `pool`."""
 
-import pytest
+import asyncio
+import time
 
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from psycopg_pool import AsyncConnectionPool
+
+from app.metrics import PoolTelemetry
 from conftest import leftover_processes, poolcheck
 from loadtests.accounting import pool_figures
 from loadtests.pool_stats import COLUMNS, POOL_STATS_CSV, parse_metrics, read_pool_stats, stat_rows
@@ -37,6 +43,23 @@ def test_metrics_page_to_rows_per_worker(tmp_path):
     path.write_text("\n".join(lines) + "\n" + lines[1][:20])  # and a torn last line
     rows = read_pool_stats(path)
     assert [(r["pid"], r["requests_waiting"], r["requests_num"]) for r in rows] == [(101, 3, 0), (102, 0, 0)] * 2
+
+
+def test_event_loop_lag_is_how_late_the_timer_fires():
+    async def blocked_loop() -> str:
+        # A real pool, never opened: get_stats() answers without a server.
+        pool = AsyncConnectionPool("host=127.0.0.1 port=1", min_size=0, max_size=3, open=False)
+        telemetry = PoolTelemetry(pool, interval=0.05, lag_window=1.0)
+        telemetry.start()
+        await asyncio.sleep(0.12)
+        time.sleep(0.3)  # a blocking call on the event loop: the stall to measure
+        await asyncio.sleep(0.12)
+        await telemetry.stop()
+        return telemetry.exposition().decode()
+
+    values = {s.name: s.value for f in text_string_to_metric_families(asyncio.run(blocked_loop())) for s in f.samples}
+    assert 0.25 <= values["poolcheck_event_loop_lag_seconds"] < 1.0
+    assert values["psycopg_pool_pool_max"] == 3 and values["psycopg_pool_requests_waiting"] == 0
 
 
 def _row(pid: int, t: str, **values: float) -> dict:

@@ -1,11 +1,13 @@
 """Exact connection counts from the server's log: the parser on small samples, then a real server."""
 
 import json
+import shutil
 import time
 
 import psycopg
 import pytest
 
+from conftest import poolcheck
 from loadtests.exact import is_harness
 from loadtests.processes import wait_until
 from loadtests.server import embedded_server
@@ -20,6 +22,7 @@ from loadtests.server_log import (
     read_records,
     rebuild_sessions,
 )
+from loadtests.summary import summarize
 
 
 def _line(at: str, session: str, message: str, *, severity: str = "LOG", app: str = "", user: str = "app") -> str:
@@ -111,6 +114,9 @@ def test_timestamps_with_offsets_and_ambiguous_zones():
     assert parse_time("2026-01-02 05:04:01.000 +02") == parse_time("2026-01-02 03:04:01.000 UTC")
     with pytest.raises(ValueError, match="log_timezone"):
         parse_time("2026-01-02 03:04:01.000 CET")
+    # A whole log in such a zone is an error to report, not lines to skip.
+    with pytest.raises(ValueError, match="log_timezone"):
+        list(jsonlog_records([_authorized("01.000", "f1").replace(" UTC", " CET")]))
 
 
 def _open(dsn: str, n: int, name: str) -> list[psycopg.Connection]:
@@ -159,3 +165,22 @@ def test_exact_peak_from_a_real_log_equals_the_tests_own_count(tmp_path):
     assert len(refusals) == refused
     assert len([s for s in clients if not s.refused]) == 2 + 7 + 3 + 5 + 1
     assert counts_over_time(clients)[-1][1] == 0
+
+
+@pytest.mark.slow
+def test_dsn_with_server_log_gives_exact_figures_and_without_says_sampled_only(tmp_path, results_dir):
+    with embedded_server(run_dir=tmp_path, settings={"max_connections": 40}) as server:
+        log = server.data_dir.parent / "log" / "postgresql.json"  # where the embedded server writes its jsonlog
+        run = poolcheck(
+            "run", "--dsn", server.superuser_dsn, "--server-log", str(log), "--workers", "2", "--max-size", "3",
+            "--duration", "8", "--quiet-seconds", "3", "--burst-seconds", "3", "--burst-users", "8", "--cycles", "1",
+            results_dir=results_dir,
+        )
+    assert run.returncode == 0, run.stdout + run.stderr
+    exact = run.json("summary.json")["exact"]
+    assert exact["available"] and exact["source"] == "postgres/postgresql.json"
+    assert exact["sampled_peak"] <= exact["peak"] <= 2 * 3
+    assert "exact peak" in run.stdout
+    shutil.rmtree(run.run_dir / "postgres")
+    exact = summarize(run.run_dir)["exact"]
+    assert not exact["available"] and "--server-log" in exact["reason"]
