@@ -38,7 +38,6 @@ from .pool_stats import (
     iso_time,
     named_pids,
     parse_metrics,
-    read_pool_stats,  # noqa: F401  (readers of pool_stats.csv have imported it from here)
     stat_rows,
 )
 from .progress import last_row
