@@ -86,16 +86,20 @@ def _status_for(error_class: str) -> int:
     return 500 if error_class == DB_ERROR else 503
 
 
+def error_response(request: Request, exc: BaseException, error_class: str, *, refusal: str | None = None) -> JSONResponse:
+    """The classified JSON error of a failed request, logged once."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    body = {"error": error_class, "detail": detail, "exception": type(exc).__name__}
+    if error_class == DB_TOO_MANY_CONNECTIONS and refusal:
+        body["server_refusal"] = refusal.splitlines()[0]
+    logger.warning("%s %s: %s (%s)", request.method, request.url.path, error_class, detail)
+    return JSONResponse(body, status_code=_status_for(error_class))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def handle_db_error(request: Request, exc: Exception) -> JSONResponse:
         tracker: RefusalTracker | None = getattr(request.app.state, "refusals", None)
         refusal = tracker.recent() if tracker else None
-        error_class = classify(exc, refusal=refusal)
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        body = {"error": error_class, "detail": detail, "exception": type(exc).__name__}
-        if error_class == DB_TOO_MANY_CONNECTIONS and refusal:
-            body["server_refusal"] = refusal.splitlines()[0]
-        logger.warning("%s %s: %s (%s)", request.method, request.url.path, error_class, detail)
-        return JSONResponse(body, status_code=_status_for(error_class))
+        return error_response(request, exc, classify(exc, refusal=refusal), refusal=refusal)
 
     app.add_exception_handler(psycopg.Error, handle_db_error)

@@ -11,6 +11,8 @@ timeout = 30
 keepalive = 5
 max_requests = int(os.environ.get("MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("MAX_REQUESTS_JITTER", "0"))
+# Import the app in the master before forking the workers (the worker-churn scenario).
+preload_app = os.environ.get("PRELOAD_APP", "") == "1"
 accesslog = None
 loglevel = os.environ.get("LOG_LEVEL", "info")
 

@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from . import db
+from . import antipatterns, db
+from .asyncpg_pool import AsyncpgPool, AsyncpgSession, asyncpg_session, install_asyncpg_error_handlers
 from .deps import async_session, sync_session
 from .errors import RefusalTracker, install_error_handlers
 from .metrics import PoolTelemetry
@@ -44,13 +45,22 @@ async def _open_sync(app: FastAPI, settings: Settings) -> None:
         await run_in_threadpool(pool.putconn, conn)
 
 
+async def _open_asyncpg(app: FastAPI, settings: Settings) -> None:
+    pool = AsyncpgPool(settings)
+    await pool.open(timeout=settings.POOL_TIMEOUT * 2)
+    app.state.pool = pool
+    async with pool.connection() as conn:
+        await db.create_schema(AsyncpgSession(conn))
+
+
+_OPENERS = {"async": _open_async, "sync": _open_sync, "asyncpg": _open_asyncpg}
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    if settings.POOL_KIND == "async":
-        await _open_async(app, settings)
-    else:
-        await _open_sync(app, settings)
+    if getattr(app.state, "pool", None) is None:  # an anti-pattern may have opened one (app/antipatterns.py)
+        await _OPENERS[settings.POOL_KIND](app, settings)
     logger.info("pool %s open: min %d max %d", db.application_name(settings), settings.POOL_MIN_SIZE, settings.POOL_MAX_SIZE)
     app.state.telemetry = PoolTelemetry(app.state.pool)
     app.state.telemetry.start()
@@ -61,11 +71,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Closed at worker exit: otherwise its connections stay on the server
         # until the server notices the dead socket.
         pool = app.state.pool
-        if settings.POOL_KIND == "async":
-            await pool.close()
+        if not antipatterns.closes_pool_at_exit(settings):
+            logger.warning("pool %s left open at exit (APP_PATTERN=%s)", db.application_name(settings), settings.APP_PATTERN)
         else:
-            await run_in_threadpool(pool.close)
-        logger.info("pool %s closed", db.application_name(settings))
+            await (run_in_threadpool(pool.close) if settings.POOL_KIND == "sync" else pool.close())
+            logger.info("pool %s closed", db.application_name(settings))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,7 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.POOL_KIND == "sync":
         # Routes declare the async dependency; a sync pool needs the sync one.
         app.dependency_overrides[async_session] = sync_session
+    if settings.POOL_KIND == "asyncpg":
+        app.dependency_overrides[async_session] = asyncpg_session
+        install_asyncpg_error_handlers(app)
     install_error_handlers(app)
+    antipatterns.install(app, settings)  # "default": nothing; before the app's routes, which it may shadow
     app.include_router(items.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

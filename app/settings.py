@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The pool kinds each anti-pattern of app/antipatterns.py is written for.
+PATTERN_POOL_KINDS = {"use-after-return": ("async",), "pool-in-other-loop": ("async",), "blocking-sleep": ("async", "asyncpg")}
+
+
+def check_pattern_pool_kind(pattern: str, pool_kind: str, *, names: tuple[str, str] = ("APP_PATTERN", "POOL_KIND")) -> None:
+    """ValueError when an anti-pattern is not written for the pool kind; `names` are the settings' names to quote."""
+    kinds = PATTERN_POOL_KINDS.get(pattern, (pool_kind,))
+    if pool_kind not in kinds:
+        raise ValueError(f"{names[0]} {pattern}: written for {names[1]} {' or '.join(kinds)}")
 
 
 class Settings(BaseSettings):
@@ -16,7 +26,7 @@ class Settings(BaseSettings):
     DATABASE_URL: str = Field(description="libpq URL or key=value string of the database")
     APP_NAME: str = Field("poolcheck-app", max_length=40, description="prefix of application_name")
 
-    POOL_KIND: Literal["async", "sync"] = "async"
+    POOL_KIND: Literal["async", "sync", "asyncpg"] = "async"
     POOL_MIN_SIZE: int = Field(1, ge=0)
     POOL_MAX_SIZE: int = Field(8, ge=1)
     POOL_MAX_IDLE: float = Field(600.0, gt=0, description="seconds before an unused connection is closed")
@@ -28,6 +38,10 @@ class Settings(BaseSettings):
     HOLD_MAX_MS: int = Field(10_000, ge=0, description="upper bound of /items/hold")
     STATEMENT_TIMEOUT_MS: int = Field(30_000, ge=0)
 
+    APP_PATTERN: Literal["default", "use-after-return", "pool-before-fork", "pool-in-other-loop", "blocking-sleep"] = Field(
+        "default", description="a deliberate anti-pattern for poolcheck's failure scenarios (app/antipatterns.py)"
+    )
+
     @model_validator(mode="after")
     def _min_not_above_max(self) -> "Settings":
         if self.POOL_MIN_SIZE > self.POOL_MAX_SIZE:
@@ -35,3 +49,11 @@ class Settings(BaseSettings):
                 f"POOL_MIN_SIZE ({self.POOL_MIN_SIZE}) must not exceed POOL_MAX_SIZE ({self.POOL_MAX_SIZE})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _pattern_fits_pool_kind(self) -> "Settings":
+        check_pattern_pool_kind(self.APP_PATTERN, self.POOL_KIND)
+        return self
+
+
+APP_PATTERNS: tuple[str, ...] = get_args(Settings.model_fields["APP_PATTERN"].annotation)

@@ -16,7 +16,7 @@ _HEALTH_TIMEOUT = 2.0  # seconds: a health check must answer quickly or fail
 
 async def _round_trip(request: Request) -> None:
     pool = request.app.state.pool
-    if request.app.state.settings.POOL_KIND == "async":
+    if request.app.state.settings.POOL_KIND != "sync":  # async and asyncpg: the same calls
         async with pool.connection(timeout=_HEALTH_TIMEOUT) as conn:
             await conn.execute("SELECT 1")
         return
