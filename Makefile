@@ -16,6 +16,7 @@ help:
 	@echo "make test                                                     run the whole test suite"
 	@echo "make bench                                                    run the benchmarks (JSON under results/)"
 	@echo "make sweep [ARGS='--workers 1,2 --max-size 4,8']               pool-size sweep and recommendation (3 x 3 cells: about 5 min)"
+	@echo "make scenarios                                                each known pool failure, faulty and fixed (about 5 min)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "poolcheck needs Python 3.11 or newer")'
@@ -48,6 +49,11 @@ bench: $(STAMP)
 .PHONY: sweep
 sweep: $(STAMP)
 	$(BIN)/poolcheck sweep $(ARGS)
+
+# Every failure scenario, a faulty and a fixed run each (about 5 minutes), ending with a table.
+.PHONY: scenarios
+scenarios: $(STAMP)
+	$(BIN)/poolcheck scenario all $(ARGS)
 
 # A 30-minute run watching the collector's memory and open files (not part of `make test`).
 soak: $(STAMP)

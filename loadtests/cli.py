@@ -11,6 +11,8 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from app.settings import APP_PATTERNS
+
 from .budget import ServerLimits
 from .config import RunConfig, describe_error
 from .redact import redact_dsn
@@ -80,7 +82,8 @@ def cli(verbose: bool) -> None:
 @click.option("--hosts", type=int, help="app instances, each a gunicorn with --workers workers [1]")
 @click.option("--min-size", type=int, help="pool min_size per worker [1]")
 @click.option("--max-size", type=int, help="pool max_size per worker [8]")
-@click.option("--pool-kind", type=click.Choice(["async", "sync"]), help="AsyncConnectionPool or ConnectionPool [async]")
+@click.option("--pool-kind", type=click.Choice(["async", "sync", "asyncpg"]),
+              help="psycopg AsyncConnectionPool, ConnectionPool, or an asyncpg pool [async]")
 @click.option("--pool-timeout", type=float, help="seconds a request waits for a connection [5]")
 @click.option("--max-idle", type=float, help="pool max_idle seconds [600]")
 @click.option("--max-lifetime", type=float, help="pool max_lifetime seconds [3600]")
@@ -111,8 +114,12 @@ def cli(verbose: bool) -> None:
 @click.option("--max-failure-ratio", type=float, help="failed/total requests above which the run fails [0]")
 @click.option("--ready-timeout", type=float, help="seconds the server and workers get to become ready [60]")
 @click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
-              help="inject a fault into the load: worker-kill@T, db-restart@T, db-terminate-idle@T (repeatable)")
+              help="inject a fault into the load: worker-kill@T, worker-term@T, db-restart@T, db-terminate-idle@T (repeatable)")
 @click.option("--allow-faults", is_flag=True, default=None, help="allow database faults on a --dsn server")
+@click.option("--app-pattern", type=click.Choice(APP_PATTERNS),
+              help="a deliberate anti-pattern of the sample app, as the scenarios use (app/antipatterns.py) [default]")
+@click.option("--max-requests", type=int, help="gunicorn max_requests: recycle each worker after this many requests [0: never]")
+@click.option("--preload/--no-preload", default=None, help="gunicorn --preload: create the app in the master before forking [no]")
 @click.option("--app-port", type=int, help="port of the first app instance; 0 picks a free one [0]")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help="TOML file of settings (keys are these long options); options given here override it")
@@ -287,6 +294,28 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     if len(run_dirs) < 2:
         raise BadInput("compare: give two run folders or more")
     click.echo(str(compare_runs(_run_folders(run_dirs), out=out)))
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME... | all")
+@click.option("--results-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("results"),
+              show_default=True, help="where the scenario folders go")
+def scenario(names: tuple[str, ...], results_dir: Path) -> None:
+    """Reproduce known pool failures: a faulty run, then a fixed run, and whether the harness detects it.
+
+    NAME: lifetime-expiry, idle-drain, worker-churn, loop-mismatch, server-idle-kill, blocking-loop,
+    overcommit, or all (ends with a table). Each writes results/scenario-NAME-<time>/ with both runs,
+    scenario.json and scenario.txt. Exit codes: 0 every failure detected and its fix clean, 1 not,
+    2 bad input, 130 interrupted.
+    """
+    from .runner import Refused
+    from .scenario_runner import choose, plan_runs, run_scenarios
+
+    try:
+        planned = plan_runs(choose(list(names)), results_dir=results_dir)
+    except (Refused, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+    sys.exit(run_scenarios(planned, echo=click.echo))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,10 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.settings import APP_PATTERNS, check_pattern_pool_kind
+
 from .attribution import WatchFilter, parse_watch_filter
 from .budget import Budget, ServerLimits
 from .distributed import MasterBind, parse_bind
-from .faults import DATABASE_FAULTS, DB_RESTART, WORKER_KILL, Fault, parse_fault
+from .faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
 from .redact import redact_dsn
 from .shapes import Stage, burst_stages
 from .target import check_locustfile, check_target_url
@@ -27,7 +29,7 @@ class RunConfig(BaseModel):
     # Deployment under test
     hosts: int = Field(1, ge=1, le=16, description="app instances (gunicorn masters), each with --workers")
     workers: int = Field(4, ge=1, le=64)
-    pool_kind: Literal["async", "sync"] = "async"
+    pool_kind: Literal["async", "sync", "asyncpg"] = "async"
     min_size: int = Field(1, ge=0, le=1000)
     max_size: int = Field(8, ge=1, le=1000)
     pool_timeout: float = Field(5.0, gt=0, le=600)
@@ -81,6 +83,25 @@ class RunConfig(BaseModel):
             raise ValueError("--server-log: only with --dsn; the embedded server's log is read already")
         return self
 
+    # Failure scenarios (loadtests/scenarios.py): a deliberate anti-pattern of the sample app, worker churn
+    app_pattern: str = Field("default", description="APP_PATTERN of the sample app (app/antipatterns.py)")
+    max_requests: int = Field(0, ge=0, le=1_000_000, description="gunicorn max_requests: recycle a worker after this many; 0 never")
+    preload: bool = Field(False, description="gunicorn --preload: create the app in the master, before the fork")
+
+    @field_validator("app_pattern")
+    @classmethod
+    def _known_app_pattern(cls, pattern: str) -> str:
+        if pattern not in APP_PATTERNS:
+            raise ValueError(f"unknown pattern; known: {', '.join(APP_PATTERNS)}")
+        return pattern
+
+    @model_validator(mode="after")
+    def _pattern_fits_pool_kind(self) -> "RunConfig":
+        check_pattern_pool_kind(self.app_pattern, self.pool_kind, names=("--app-pattern", "--pool-kind"))
+        if self.target_url is not None and (self.app_pattern != "default" or self.max_requests or self.preload):
+            raise ValueError("--app-pattern, --max-requests and --preload set up the sample app, not a --target-url app")
+        return self
+
     # Faults injected during the load (loadtests/faults.py)
     faults: tuple[str, ...] = ()
     allow_faults: bool = False
@@ -122,8 +143,8 @@ class RunConfig(BaseModel):
     def _own_app_and_load(self) -> "RunConfig":
         if self.target_url is not None and self.dsn is None:
             raise ValueError("--target-url: needs --dsn, the app's database, which the harness watches read-only")
-        if self.target_url is not None and any(f.kind == WORKER_KILL for f in self.fault_plan()):
-            raise ValueError("--fault worker-kill: kills a worker of the sample app, not of a --target-url app")
+        if self.target_url is not None and any(f.kind in WORKER_FAULTS for f in self.fault_plan()):
+            raise ValueError("--fault worker-kill and worker-term: stop a worker of the sample app, not of a --target-url app")
         if self.target_url is None and (self.pool_sizes or self.pools_per_worker != 1):
             raise ValueError("--pool-sizes and --pools-per-worker describe an app of your own: use with --target-url")
         if self.pool_sizes and self.pools_per_worker not in (1, len(self.pool_sizes)):
@@ -229,6 +250,9 @@ class RunConfig(BaseModel):
             "POOL_TIMEOUT": str(self.pool_timeout),
             "POOL_MAX_WAITING": str(self.max_waiting),
             "POOL_CHECK": "true" if self.pool_check else "false",
+            "APP_PATTERN": self.app_pattern,
+            "MAX_REQUESTS": str(self.max_requests),
+            "PRELOAD_APP": "1" if self.preload else "0",
         }
 
     def public(self) -> dict[str, Any]:

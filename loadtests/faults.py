@@ -1,6 +1,7 @@
 """Faults injected during a run, and what each one cost.
 
 `--fault worker-kill@T` SIGKILLs one gunicorn worker T seconds into the load,
+`--fault worker-term@T` SIGTERMs one (it finishes its requests and exits),
 `--fault db-restart@T` fast-restarts the embedded server, and
 `--fault db-terminate-idle@T` terminates the app's idle backends. Each fault is
 an event in `faults.jsonl`; the summary measures the failures it caused and
@@ -26,9 +27,11 @@ logger = logging.getLogger("poolcheck.faults")
 
 FAULTS_JSONL = "faults.jsonl"
 WORKER_KILL = "worker-kill"
+WORKER_TERM = "worker-term"
 DB_RESTART = "db-restart"
 DB_TERMINATE_IDLE = "db-terminate-idle"
-KINDS = (WORKER_KILL, DB_RESTART, DB_TERMINATE_IDLE)
+KINDS = (WORKER_KILL, WORKER_TERM, DB_RESTART, DB_TERMINATE_IDLE)
+WORKER_FAULTS = (WORKER_KILL, WORKER_TERM)
 DATABASE_FAULTS = (DB_RESTART, DB_TERMINATE_IDLE)
 
 _SPEC = re.compile(r"^(?P<kind>[a-z-]+)@(?P<at>\d+(?:\.\d+)?)s?$")
@@ -53,13 +56,13 @@ def parse_fault(spec: str) -> Fault:
     return Fault(match["kind"], float(match["at"]))
 
 
-def kill_one_worker(master_pid: int) -> int:
-    """SIGKILL the youngest worker of a gunicorn master; gunicorn starts a new one."""
+def kill_one_worker(master_pid: int, *, signum: int = signal.SIGKILL) -> int:
+    """Signal (SIGKILL by default) the youngest worker of a gunicorn master; gunicorn starts a new one."""
     workers = psutil.Process(master_pid).children()
     if not workers:
         raise RuntimeError(f"gunicorn {master_pid} has no workers to kill")
     victim = max(workers, key=lambda p: p.create_time())
-    os.kill(victim.pid, signal.SIGKILL)
+    os.kill(victim.pid, signum)
     return victim.pid
 
 

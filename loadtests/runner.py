@@ -37,7 +37,7 @@ from .accounting import accounting_lines
 from .config import RunConfig
 from .distributed import LOOPBACK, MasterBind, locustfile_argument, master_options, worker_argv
 from .exact import record_exact
-from .faults import DB_RESTART, DB_TERMINATE_IDLE, WORKER_KILL, Fault
+from .faults import DB_RESTART, DB_TERMINATE_IDLE, WORKER_KILL, WORKER_TERM, Fault
 from .faults import event as fault_event
 from .faults import kill_one_worker, record, terminate_idle
 from .leftovers import clean_leftovers
@@ -193,8 +193,11 @@ def _every_worker_healthy(url: str, workers: int) -> Callable[[], bool]:
 class Runner:
     """Runs one load test from a validated config; `run()` returns the exit code."""
 
-    def __init__(self, config: RunConfig, *, limits: ServerLimits, echo: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, config: RunConfig, *, limits: ServerLimits, echo: Callable[[str], None] = print, label: str = ""
+    ) -> None:
         self.config = config
+        self.label = label  # prefixes the run folder's name, e.g. "faulty"
         self.limits = limits
         self.echo = echo
         self.stop = _Stop()
@@ -230,7 +233,7 @@ class Runner:
         with self._signals():
             for line in clean_leftovers(config.results_dir):
                 self.echo(f"cleaned up after a killed run: {line}")
-            label = f"w{config.workers}-m{config.max_size}-{config.pool_kind}"
+            label = "-".join(filter(None, (self.label, f"w{config.workers}-m{config.max_size}-{config.pool_kind}")))
             self.run_dir = new_run_dir(config.results_dir, label=label)
             self._start_manifest()
             self.echo(budget_math.explain(config.budget, self.limits))
@@ -494,6 +497,8 @@ class Runner:
     def _fault_action(self, fault: Fault, targets: _Targets) -> str:
         if fault.kind == WORKER_KILL:
             return f"SIGKILL worker {kill_one_worker(self.apps[0].pid)}"
+        if fault.kind == WORKER_TERM:
+            return f"SIGTERM worker {kill_one_worker(self.apps[0].pid, signum=signal.SIGTERM)}"
         if fault.kind == DB_RESTART:
             assert self.server is not None
             return f"server restarted in {self.server.restart():.2f} s"
