@@ -1,0 +1,96 @@
+"""Field failure scenarios for real: each one's faulty run shows the failure, its fixed run does not.
+
+Every test runs `poolcheck scenario NAME` as a user would: two short real runs
+(embedded PostgreSQL, gunicorn workers, Locust), about 25 s each here.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import RunResult, leftover_processes, poolcheck
+
+pytestmark = pytest.mark.slow
+
+
+def _scenario(name: str, results_dir: Path) -> tuple[RunResult, dict, dict, dict]:
+    """Run one scenario; its record and both halves' summaries."""
+    run = poolcheck("scenario", name, results_dir=results_dir, timeout=280)
+    (folder,) = results_dir.glob(f"scenario-{name}-*")
+    record = json.loads((folder / "scenario.json").read_text())
+    summaries = {}
+    for half in ("faulty", "fixed"):
+        run_dir = folder / record["runs"][half]["run_dir"]
+        summaries[half] = json.loads((run_dir / "summary.json").read_text())
+        assert leftover_processes(RunResult(0, str(run_dir), "", folder)) == [], half
+    assert (folder / "scenario.txt").read_text().strip().endswith(f"detected: {'yes' if record['detected'] else 'no'}")
+    return run, record, summaries["faulty"], summaries["fixed"]
+
+
+def _detected(run: RunResult, record: dict) -> None:
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    assert record["faulty"]["failure_seen"] is True, record["faulty"]
+    assert record["fixed"]["failure_seen"] is False, record["fixed"]
+    assert record["detected"] is True
+    assert run.stdout.splitlines()[-1].split()[-1] == "yes"  # the table's row
+
+
+def test_lifetime_expiry(results_dir):
+    run, record, faulty, fixed = _scenario("lifetime-expiry", results_dir)
+    _detected(run, record)
+    assert faulty["errors_by_class"].get("db_connection_closed", 0) > 0
+    assert fixed["requests"]["failures"] == 0 and fixed["requests"]["total"] > 100
+
+
+def test_idle_drain(results_dir):
+    run, record, faulty, fixed = _scenario("idle-drain", results_dir)
+    _detected(run, record)
+    (kept,) = faulty["lifecycle"]["drain"]["bursts"]
+    (drained,) = fixed["lifecycle"]["drain"]["bursts"]
+    assert not kept["drained"] and kept["left_at_quiet_end"] >= 2
+    assert drained["drained"] and drained["drain_s"] < drained["quiet_s"]
+    assert "in production (max_idle 600 s)" in record["faulty"]["seen"]
+
+
+def test_worker_churn(results_dir):
+    run, record, faulty, fixed = _scenario("worker-churn", results_dir)
+    _detected(run, record)
+    budget = fixed["budget"]["pools_total"]
+    assert faulty["peak_connections"] > budget >= fixed["peak_connections"]
+    for summary in (faulty, fixed):
+        assert [f["kind"] for f in summary["faults"]] == ["worker-term", "worker-kill"]
+    # Recycled and replaced workers: more worker pids than the two configured.
+    assert len(fixed["connections"]["workers_seen"]) > 2
+
+
+def test_loop_mismatch(results_dir):
+    run, record, faulty, fixed = _scenario("loop-mismatch", results_dir)
+    _detected(run, record)
+    assert faulty["errors_by_class"].get("pool_timeout", 0) > 0
+    assert faulty["peak_connections"] <= 2  # one connection per worker, opened in the other loop
+    assert fixed["requests"]["failures"] == 0
+
+
+def test_server_idle_kill(results_dir):
+    run, record, faulty, fixed = _scenario("server-idle-kill", results_dir)
+    _detected(run, record)
+    assert faulty["errors_by_class"].get("db_connection_closed", 0) > 0
+    assert fixed["requests"]["failures"] == 0 and fixed["requests"]["total"] > 50
+
+
+def test_blocking_loop(results_dir):
+    run, record, faulty, fixed = _scenario("blocking-loop", results_dir)
+    _detected(run, record)
+    max_idle = fixed["lifecycle"]["drain"]["max_idle_s"]
+    assert faulty["pool"]["event_loop_lag_max_ms"] >= 1000 > fixed["pool"]["event_loop_lag_max_ms"]
+    # asyncpg's inactivity timer runs in the loop: late in the faulty run, on time in the fixed one.
+    assert faulty["connections"]["oldest_idle_s"] > max_idle + 1.0 >= fixed["connections"]["oldest_idle_s"]
+
+
+def test_overcommit(results_dir):
+    run, record, faulty, fixed = _scenario("overcommit", results_dir)
+    _detected(run, record)
+    usable = faulty["server"]["usable"]
+    assert faulty["exact"]["refusals"] > 0 and faulty["peak_connections"] + 1 >= usable
+    assert fixed["verdict"] == "pass" and fixed["budget"]["total"] <= usable
