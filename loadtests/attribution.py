@@ -106,8 +106,13 @@ def unnamed_endpoints(backends: Iterable[Backend]) -> set[Endpoint]:
     return {b.endpoint for b in backends if not b.application_name and b.endpoint is not None}
 
 
-def socket_table() -> dict[Endpoint, int | None]:
-    """Every connected local TCP endpoint and the pid owning it, from the kernel's socket table."""
+def socket_table(*, server_port: int | None = None) -> dict[Endpoint, int | None]:
+    """Local TCP client endpoints connected to `server_port`, and the pid owning each.
+
+    The kernel reuses an ephemeral port for connections to different
+    destinations, so a local endpoint alone can name two sockets: only those
+    whose remote end is the server's port are this server's clients.
+    """
     try:
         connections = psutil.net_connections(kind="inet")
     except psutil.Error as exc:  # no permission to read other processes' sockets
@@ -116,7 +121,7 @@ def socket_table() -> dict[Endpoint, int | None]:
     return {
         (_plain_address(c.laddr.ip), c.laddr.port): c.pid
         for c in connections
-        if c.laddr and c.raddr
+        if c.laddr and c.raddr and (server_port is None or c.raddr.port == server_port)
     }
 
 
@@ -129,7 +134,7 @@ class SocketOwners:
     """
 
     def __init__(self, *, lookup: Callable[[], Mapping[Endpoint, int | None]] = socket_table) -> None:
-        self._lookup = lookup
+        self.lookup = lookup
         self._known: dict[Endpoint, int | None] = {}
         self.lookups = 0
 
@@ -137,7 +142,7 @@ class SocketOwners:
         self._known = {e: pid for e, pid in self._known.items() if e in endpoints}
         new = endpoints - self._known.keys()
         if new:
-            table = self._lookup()
+            table = self.lookup()
             self.lookups += 1
             self._known.update({e: table.get(e) for e in new})
         return self._known

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import logging
 import os
@@ -26,7 +27,15 @@ from typing import Any, TextIO
 
 import psycopg
 
-from .attribution import Backend, SocketOwners, WatchFilter, client_key, parse_watch_filter, unnamed_endpoints
+from .attribution import (
+    Backend,
+    SocketOwners,
+    WatchFilter,
+    client_key,
+    parse_watch_filter,
+    socket_table,
+    unnamed_endpoints,
+)
 
 logger = logging.getLogger("poolcheck.collector")
 
@@ -153,7 +162,7 @@ class Collector:
     ) -> None:
         self.dsn = dsn
         self.watch = watch
-        self.owners = SocketOwners()
+        self.owners = SocketOwners()  # its lookup learns the server's port on connect
         self.out_dir = out_dir
         self.interval = interval
         self.max_seconds = max_seconds
@@ -161,9 +170,11 @@ class Collector:
         self._parent = os.getppid()
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(
-            self.dsn, autocommit=True, connect_timeout=5, application_name="poolcheck-collector"
-        )
+        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name="poolcheck-collector")
+        (server_port,) = conn.execute("SELECT coalesce(inet_server_port(), 0)").fetchone() or (0,)
+        if server_port:
+            self.owners.lookup = functools.partial(socket_table, server_port=server_port)
+        return conn
 
     def _write_settings(self, conn: psycopg.Connection) -> None:
         settings = read_server_settings(conn)

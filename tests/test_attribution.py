@@ -80,3 +80,11 @@ def test_socket_table_names_this_process_as_owner_of_its_connection():
         with socket.create_connection(server.getsockname()) as client:
             address, port = client.getsockname()
             assert socket_table()[(address, port)] == os.getpid()
+
+
+def test_socket_table_keeps_only_clients_of_the_server_port():
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.create_server(("127.0.0.1", 0)) as other:
+        with socket.create_connection(server.getsockname()) as ours, socket.create_connection(other.getsockname()) as theirs:
+            table = socket_table(server_port=server.getsockname()[1])
+            assert table[ours.getsockname()] == os.getpid()
+            assert theirs.getsockname() not in table
