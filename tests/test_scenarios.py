@@ -92,5 +92,6 @@ def test_overcommit(results_dir):
     run, record, faulty, fixed = _scenario("overcommit", results_dir)
     _detected(run, record)
     usable = faulty["server"]["usable"]
-    assert faulty["exact"]["refusals"] > 0 and faulty["peak_connections"] + 1 >= usable
+    # Users may all land on one worker: its 8 and the other's 1 already fill the server.
+    assert faulty["peak_connections"] + 1 >= usable and faulty["verdict"] == "fail"
     assert fixed["verdict"] == "pass" and fixed["budget"]["total"] <= usable
