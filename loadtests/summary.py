@@ -117,18 +117,30 @@ def decide(
     errors: dict[str, int],
     max_failure_ratio: float,
     samples: int,
+    refusals: int | None = None,
 ) -> tuple[str, list[str]]:
-    """The verdict and every reason for it."""
+    """The verdict and every reason for it.
+
+    `refusals` counts the connection attempts the server refused, from its
+    log; None when there is no log. A peak at the usable limit fails only
+    when the server refused someone, or when the log cannot tell.
+    """
     failing: list[str] = []
+    notes: list[str] = []
     if samples == 0:
         failing.append("no connection samples were recorded")
     if requests["total"] == 0:
         failing.append("no requests were made")
-    if peak + harness_clients >= usable:
+    at_limit = peak + harness_clients >= usable
+    if refusals:
+        failing.append(f"the server refused {refusals} connection attempts: the usable limit {usable} was reached")
+    elif at_limit and refusals is None:
         failing.append(
             f"peak {peak} connections (+{harness_clients} of the harness) reached the usable limit {usable}:"
-            " the server refuses further connections"
+            " further connections are refused (no server log to tell whether any were)"
         )
+    elif at_limit:
+        notes.append(f"peak {peak} (+{harness_clients} of the harness) filled the usable limit {usable} without a refusal: no headroom left")
     if peak > pools_total:
         failing.append(f"peak {peak} connections is above what the pools may hold ({pools_total}): connections leaked")
     if errors.get("db_too_many_connections"):
@@ -143,6 +155,7 @@ def decide(
     return PASS, [
         f"peak {peak} connections within the pools' budget {pools_total} and the usable limit {usable}",
         f"failure ratio {requests['failure_ratio']:.4f} within --max-failure-ratio {max_failure_ratio:g}",
+        *notes,
     ]
 
 
@@ -172,6 +185,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     figures = connection_figures(rows, app_prefix=app_prefix(manifest))
     requests = read_requests(run_dir)
     errors = read_errors(run_dir)
+    accounting = accounting_sections(run_dir, manifest=manifest, rows=rows, sampled=figures, app_prefix=app_prefix(manifest))
     verdict, reasons = decide(
         peak=figures["peak"],
         harness_clients=budget["extra_clients"] - config["other_clients"],
@@ -181,6 +195,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         errors=errors,
         max_failure_ratio=config["max_failure_ratio"],
         samples=figures["samples"],
+        refusals=accounting["exact"].get("refusals"),
     )
     status = manifest.get("status", "unknown")
     if status == INTERRUPTED:
@@ -207,7 +222,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "faults": fault_figures(
             run_dir, events=read_events(run_dir), connections=rows, pools_total=budget["pools_total"]
         ),
-        **accounting_sections(run_dir, manifest=manifest, rows=rows, sampled=figures, app_prefix=app_prefix(manifest)),
+        **accounting,
         "sample_interval_s": config["sample_interval"],
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),

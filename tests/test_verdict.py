@@ -41,3 +41,11 @@ def test_error_class_from_locust_messages():
     assert error_class("CatchResponseError('pool_timeout')") == "pool_timeout"
     assert error_class("CatchResponseError('db_too_many_connections')") == "db_too_many_connections"
     assert error_class("ConnectionRefusedError(111)") == "other"
+
+
+def test_limit_reached_fails_only_when_the_server_refused_someone():
+    verdict, reasons = _decide(peak=36, pools_total=36, refusals=0)
+    assert verdict == PASS and any("no headroom left" in r for r in reasons)
+    verdict, reasons = _decide(peak=36, refusals=3)
+    assert verdict == FAIL and any("refused 3 connection attempts" in r for r in reasons)
+    assert _decide(peak=20, refusals=2)[0] == FAIL  # refusals fail a run whatever the sampled peak
