@@ -15,7 +15,6 @@ import functools
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ from .attribution import (
     socket_table,
     unnamed_endpoints,
 )
+from .schedule import SamplingLoop
 
 logger = logging.getLogger("poolcheck.collector")
 
@@ -165,9 +165,7 @@ class Collector:
         self.owners = SocketOwners()  # its lookup learns the server's port on connect
         self.out_dir = out_dir
         self.interval = interval
-        self.max_seconds = max_seconds
-        self.should_exit = False
-        self._parent = os.getppid()
+        self.loop = SamplingLoop(interval=interval, max_seconds=max_seconds)
 
     def _connect(self) -> psycopg.Connection:
         conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name="poolcheck-collector")
@@ -193,10 +191,6 @@ class Collector:
         owners = self.owners.resolve(unnamed_endpoints(backends))
         return [(b.state, client_key(b, owners), b.backend_age_s, b.idle_age_s) for b in backends]
 
-    def _orphaned(self) -> bool:
-        # The runner was killed: nobody will stop us, so stop ourselves.
-        return os.getppid() != self._parent
-
     def run(self) -> None:
         start = time.time()
         conn = self._connect()
@@ -210,26 +204,18 @@ class Collector:
         conn.close()
 
     def _loop(self, conn: psycopg.Connection, writer: Any, f: TextIO, start: float) -> psycopg.Connection:
-        next_at = time.monotonic()
-        deadline = next_at + self.max_seconds
-        while not self.should_exit and not self._orphaned() and time.monotonic() < deadline:
+        for _ in self.loop.ticks():
             try:
                 writer.writerow(to_row(self._sample(conn, start)))
                 f.flush()
             except psycopg.OperationalError as exc:
                 logger.warning("sample failed (%s); reconnecting", str(exc).strip().splitlines()[0])
                 conn = self._reconnect(conn)
-            next_at += self.interval
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                next_at = time.monotonic()  # fell behind: do not burst to catch up
         return conn
 
     def _reconnect(self, old: psycopg.Connection) -> psycopg.Connection:
         old.close()
-        while not self.should_exit:
+        while not self.loop.should_exit and not self.loop.orphaned():
             try:
                 return self._connect()
             except psycopg.OperationalError:
@@ -262,12 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     collector = Collector(
         dsn=dsn, out_dir=args.out, interval=args.interval, max_seconds=args.max_seconds, watch=watch
     )
-
-    def request_exit(signum: int, frame: object) -> None:
-        collector.should_exit = True
-
-    signal.signal(signal.SIGTERM, request_exit)
-    signal.signal(signal.SIGINT, request_exit)
+    collector.loop.install_signal_handlers()
     collector.run()
     return 0
 

@@ -20,7 +20,6 @@ import csv
 import json
 import logging
 import os
-import signal
 import sys
 import time
 import urllib.error
@@ -41,6 +40,7 @@ from .pool_stats import (
     stat_rows,
 )
 from .progress import last_row
+from .schedule import SamplingLoop
 
 logger = logging.getLogger("poolcheck.scraper")
 
@@ -63,10 +63,8 @@ class Scraper:
         self.out_dir = out_dir
         self.urls = urls
         self.interval = interval
-        self.max_seconds = max_seconds
         self.app_prefix = app_prefix
-        self.should_exit = False
-        self._parent = os.getppid()
+        self.loop = SamplingLoop(interval=interval, max_seconds=max_seconds)
         self._origin = clock_origin(_first_rows(out_dir / CONNECTIONS_CSV), fallback=time.time()) or time.time()
 
     def run(self) -> None:
@@ -77,20 +75,13 @@ class Scraper:
             self._loop(stats_writer, stats, workers_writer, workers)
 
     def _loop(self, stats_writer: Any, stats: TextIO, workers_writer: Any, workers: TextIO) -> None:
-        next_at = time.monotonic()
-        deadline = next_at + self.max_seconds
-        while not self.should_exit and os.getppid() == self._parent and time.monotonic() < deadline:
+        for _ in self.loop.ticks():
             now = time.time()
             for host, url in enumerate(self.urls, start=1):
                 stats_writer.writerows(self._scrape(url, host=host, now=now))
             workers_writer.writerows(self._liveness(now))
             stats.flush()
             workers.flush()
-            next_at += self.interval
-            # Sleep in small steps so a stop request is seen within 0.2 s.
-            while not self.should_exit and time.monotonic() < next_at:
-                time.sleep(min(0.2, max(next_at - time.monotonic(), 0)))
-            next_at = max(next_at, time.monotonic() - self.interval)
 
     def _scrape(self, url: str, *, host: int, now: float) -> list[list[Any]]:
         try:
@@ -132,12 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     scraper = Scraper(
         out_dir=args.out, urls=args.url, interval=args.interval, max_seconds=args.max_seconds, app_prefix=args.app_prefix
     )
-
-    def request_exit(signum: int, frame: object) -> None:
-        scraper.should_exit = True
-
-    signal.signal(signal.SIGTERM, request_exit)
-    signal.signal(signal.SIGINT, request_exit)
+    scraper.loop.install_signal_handlers()
     scraper.run()
     return 0
 
