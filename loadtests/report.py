@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import charts
+from .accounting import accounting_lines
 from .budget import Budget, ServerLimits, explain
 from .pages import display, flatten, render, write_atomically
 from .timeline import Run, burst_phases, drain_after_bursts, failures_by_class, fault_marks, pool_stats, read_run
@@ -138,6 +139,7 @@ def _context(run: Run) -> dict[str, Any]:
         "run_id": run.run_id,
         "verdict": summary["verdict"],
         "reasons": summary["reasons"],
+        "findings": accounting_lines(summary),
         "status": manifest.get("status", "unknown"),
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
