@@ -543,29 +543,33 @@ class Runner:
 
     def _finish(self, status: str) -> int:
         assert self.run_dir is not None
-        self.manifest["status"] = status
-        self.manifest["ended_at"] = now_iso()
-        self.manifest["versions"]["postgresql"] = _server_version(self.run_dir)
-        self._write_manifest()
         self._record_exact()
-        summary = summarize(self.run_dir)
-        write_json(self.run_dir / SUMMARY, summary)
+        summary = self._write_results(status)
         if self.stop() and status != INTERRUPTED:
-            # Interrupted while writing the results: say so, the data is complete.
-            status = self.manifest["status"] = INTERRUPTED
-            self._write_manifest()
-            summary = summarize(self.run_dir)
-            write_json(self.run_dir / SUMMARY, summary)
-        self.redact.scrub_folder(self.run_dir)
+            # Interrupted while the results were written: write them again, saying so.
+            status = INTERRUPTED
+            summary = self._write_results(status)
         point_latest(self.config.results_dir, self.run_dir)
         self._print_summary(summary)
-        self._write_report()
         self.echo(str(self.run_dir))
         if status == INTERRUPTED:
             return EXIT_INTERRUPTED
         if status == "error":
             return EXIT_FAIL
         return EXIT_PASS if summary["verdict"] == PASS else EXIT_FAIL
+
+    def _write_results(self, status: str) -> dict[str, Any]:
+        """manifest.json, summary.json and report.html for `status`, secrets scrubbed."""
+        assert self.run_dir is not None
+        self.manifest["status"] = status
+        self.manifest["ended_at"] = now_iso()
+        self.manifest["versions"]["postgresql"] = _server_version(self.run_dir)
+        self._write_manifest()
+        summary = summarize(self.run_dir)
+        write_json(self.run_dir / SUMMARY, summary)
+        self.redact.scrub_folder(self.run_dir)
+        self._write_report()
+        return summary
 
     def _record_exact(self) -> None:
         """connections_exact.csv from the server's log; the figures are a bonus, never the run's end."""

@@ -77,12 +77,15 @@ PHASES = {
     "server starting": lambda d: (d / "postgres_dir.txt").exists(),
     "workers booting": lambda d: (d / "gunicorn-h1.log").exists(),
     "load running": lambda d: _history_rows(d) >= 3,
+    # summary.json is written just before report.html, which takes a few seconds.
+    "writing the report": lambda d: (d / "summary.json").exists(),
 }
 
 
 @pytest.mark.parametrize("phase", list(PHASES))
 def test_interrupt_stops_everything_and_keeps_the_data(phase, results_dir):
-    runner = _start(results_dir, *LOAD)
+    load = [*LOAD[:1], "6", *LOAD[2:]] if phase == "writing the report" else LOAD
+    runner = _start(results_dir, *load)
     run_dir = _when(results_dir, PHASES[phase])
     runner.send_signal(signal.SIGINT)
     signalled = time.monotonic()
@@ -95,7 +98,9 @@ def test_interrupt_stops_everything_and_keeps_the_data(phase, results_dir):
     assert _manifest(run_dir)["status"] == "interrupted"
     pg_dir = (run_dir / "postgres_dir.txt").read_text().strip()
     assert not Path(pg_dir).exists()
-    if phase == "load running":
+    if phase == "writing the report":
+        assert "poolcheck " + run_dir.name + ": interrupted" in (run_dir / "report.html").read_text()
+    if phase in ("load running", "writing the report"):
         assert len(read_connections(run_dir / "connections.csv")) > 10
         assert summary["requests"]["total"] > 0
 
