@@ -118,6 +118,7 @@ def decide(
     max_failure_ratio: float,
     samples: int,
     refusals: int | None = None,
+    budget_total: int | None = None,
 ) -> tuple[str, list[str]]:
     """The verdict and every reason for it.
 
@@ -131,6 +132,11 @@ def decide(
         failing.append("no connection samples were recorded")
     if requests["total"] == 0:
         failing.append("no requests were made")
+    if budget_total is not None and budget_total > usable:
+        failing.append(
+            f"the budget {budget_total} exceeds the usable limit {usable}: the pools may open more connections"
+            " than the server accepts (the run was allowed by --allow-overcommit)"
+        )
     at_limit = peak + harness_clients >= usable
     if refusals:
         failing.append(f"the server refused {refusals} connection attempts: the usable limit {usable} was reached")
@@ -196,6 +202,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         max_failure_ratio=config["max_failure_ratio"],
         samples=figures["samples"],
         refusals=accounting["exact"].get("refusals"),
+        budget_total=budget["total"],
     )
     status = manifest.get("status", "unknown")
     if status == INTERRUPTED:

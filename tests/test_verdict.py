@@ -49,3 +49,9 @@ def test_limit_reached_fails_only_when_the_server_refused_someone():
     verdict, reasons = _decide(peak=36, refusals=3)
     assert verdict == FAIL and any("refused 3 connection attempts" in r for r in reasons)
     assert _decide(peak=20, refusals=2)[0] == FAIL  # refusals fail a run whatever the sampled peak
+
+
+def test_an_overcommitted_budget_fails_even_when_the_load_did_not_reach_it():
+    verdict, reasons = _decide(peak=10, refusals=0, budget_total=41)
+    assert verdict == FAIL and any("budget 41 exceeds the usable limit 37" in r for r in reasons)
+    assert _decide(peak=10, refusals=0, budget_total=33)[0] == PASS
