@@ -32,18 +32,11 @@ from loadtests.pool_stats import parse_metrics
 from loadtests.processes import ManagedProcess, wait_until
 from loadtests.server import ServerInfo, embedded_server, free_port
 from loadtests.server_log import counts_over_time, find_log, peak, read_records, rebuild_sessions
+from loadtests.tail import has_data_row
 
 _ROOT = Path(__file__).resolve().parent.parent
 _SPIKE_APP = "bench-spike"
 _OBSERVER_APP = "bench-observer"
-
-
-def _has_rows(path: Path) -> bool:
-    try:
-        with open(path) as f:
-            return sum(1 for _ in zip(range(2), f)) >= 2
-    except OSError:
-        return False
 
 
 def _collector(out: Path, dsn: str, interval: float) -> ManagedProcess:
@@ -53,7 +46,7 @@ def _collector(out: Path, dsn: str, interval: float) -> ManagedProcess:
         [sys.executable, "-m", "loadtests.collector", "--out", str(out), "--interval", str(interval), "--max-seconds", "900"],
         log_path=out / "collector.log",
         env={**os.environ, "POOLCHECK_DSN": dsn},
-        ready=lambda: _has_rows(out / CONNECTIONS_CSV),
+        ready=lambda: has_data_row(out / CONNECTIONS_CSV),
         ready_timeout=20,
         stop_timeout=3,
     )

@@ -59,6 +59,7 @@ from .results import (
 )
 from .server import ServerInfo, embedded_server, free_port
 from .shapes import phases
+from .tail import has_data_row
 from .summary import INTERRUPTED, PASS, app_prefix, summarize
 from .target import answers_http, url_password
 
@@ -290,28 +291,43 @@ class Runner:
         self._track("postgres", server.process)
         return _Targets(server_dsn=server.superuser_dsn, app_dsn=server.app_dsn)
 
-    def _start_collector(self, stack: ExitStack, targets: _Targets) -> None:
+    def _start_sampler(
+        self, stack: ExitStack, name: str, *, interval: float, args: list[str], ready: Callable[[], bool], **env: str
+    ) -> None:
+        """The collector or the scraper: `python -m loadtests.<name>` writing into the run folder."""
         assert self.run_dir is not None
-        csv_path = self.run_dir / CONNECTIONS_CSV
-        collector = ManagedProcess(
-            "collector",
+        sampler = ManagedProcess(
+            name,
             [
-                sys.executable, "-m", "loadtests.collector",
+                sys.executable, "-m", f"loadtests.{name}",
                 "--out", str(self.run_dir),
-                "--interval", str(self.config.sample_interval),
+                "--interval", str(interval),
+                # A sampler stops by itself after this, whatever happens to the runner.
                 "--max-seconds", str(self.config.duration + self.config.ready_timeout + 120),
-                *(arg for spec in self.config.watch.as_specs() for arg in ("--watch", spec)),
+                *args,
             ],
-            log_path=self.run_dir / "collector.log",
-            env=_child_env(POOLCHECK_DSN=targets.server_dsn),
-            ready=lambda: _has_data_row(csv_path),
+            log_path=self.run_dir / f"{name}.log",
+            env=_child_env(**env),
+            ready=ready,
             ready_timeout=15,
             stop_timeout=3,
             cancelled=self.stop,
             forced=self.stop.forced,
         )
-        stack.enter_context(collector)
-        self._track("collector", collector)
+        stack.enter_context(sampler)
+        self._track(name, sampler)
+
+    def _start_collector(self, stack: ExitStack, targets: _Targets) -> None:
+        assert self.run_dir is not None
+        csv_path = self.run_dir / CONNECTIONS_CSV
+        self._start_sampler(
+            stack,
+            "collector",
+            interval=self.config.sample_interval,
+            args=[arg for spec in self.config.watch.as_specs() for arg in ("--watch", spec)],
+            ready=lambda: has_data_row(csv_path),
+            POOLCHECK_DSN=targets.server_dsn,
+        )
 
     def _start_apps(self, stack: ExitStack, targets: _Targets) -> None:
         assert self.run_dir is not None
@@ -355,27 +371,13 @@ class Runner:
     def _start_scraper(self, stack: ExitStack, targets: _Targets) -> None:
         """Every worker's pool stats from /metrics into pool_stats.csv, and worker liveness into workers.csv."""
         assert self.run_dir is not None
-        stats = self.run_dir / POOL_STATS_CSV
-        scraper = ManagedProcess(
+        self._start_sampler(
+            stack,
             "scraper",
-            [
-                sys.executable, "-m", "loadtests.scraper",
-                "--out", str(self.run_dir),
-                "--interval", str(self.config.scrape_interval),
-                "--max-seconds", str(self.config.duration + self.config.ready_timeout + 120),
-                "--app-prefix", app_prefix(self.manifest),
-                *(arg for url in targets.app_urls for arg in ("--url", url)),
-            ],
-            log_path=self.run_dir / "scraper.log",
-            env=_child_env(),
-            ready=stats.exists,
-            ready_timeout=15,
-            stop_timeout=3,
-            cancelled=self.stop,
-            forced=self.stop.forced,
+            interval=self.config.scrape_interval,
+            args=["--app-prefix", app_prefix(self.manifest), *(arg for url in targets.app_urls for arg in ("--url", url))],
+            ready=(self.run_dir / POOL_STATS_CSV).exists,
         )
-        stack.enter_context(scraper)
-        self._track("scraper", scraper)
 
     def _use_target(self, targets: _Targets, url: str) -> None:
         """An app the harness did not start: wait until it answers HTTP, never touch it otherwise."""
@@ -453,7 +455,7 @@ class Runner:
             stop_signal=signal.SIGTERM,
             stop_timeout=5,
             # Locust writes its first history row when the shape starts: the load's time zero.
-            ready=lambda: _has_data_row(history),
+            ready=lambda: has_data_row(history),
             # A master starts the shape once its workers have joined (within --ready-timeout).
             ready_timeout=30 + (self.config.ready_timeout if self.master_bind else 0),
             cancelled=self.stop,
@@ -628,20 +630,10 @@ def _passwords(dsn: str) -> list[str]:
 
 
 def _child_env(**extra: str) -> dict[str, str]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POOL_", "DATABASE_URL"))}
     env.update(extra)
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _has_data_row(path: Path) -> bool:
-    try:
-        with open(path) as f:
-            return sum(1 for _ in zip(range(2), f)) >= 2
-    except OSError:
-        return False
 
 
 def _first_sample_time(path: Path) -> float | None:

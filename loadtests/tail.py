@@ -6,6 +6,15 @@ import csv
 from pathlib import Path
 
 
+def has_data_row(path: Path) -> bool:
+    """True once a CSV file another process writes has its header and one row: a readiness check."""
+    try:
+        with open(path) as f:
+            return sum(1 for _ in zip(range(2), f)) >= 2
+    except OSError:
+        return False
+
+
 class CsvFollower:
     """Reads only what is new; a line without its newline yet waits for the next call."""
 

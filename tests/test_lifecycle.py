@@ -1,6 +1,5 @@
 """Connection lifecycle: drain against psycopg's one-per-max_idle rule, ages, orphans."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from loadtests.pool_stats import WORKERS_CSV, read_workers
 from loadtests.processes import ManagedProcess, wait_until
 from loadtests.server import embedded_server
 from loadtests.server_log import Session
+from loadtests.tail import has_data_row
 
 STEPS = [(10.0, 4), (11.0, 8), (20.0, 7), (22.0, 5), (24.0, 2), (30.0, 6)]
 
@@ -120,14 +120,6 @@ def _worker_rows(run_dir, pid: int, alive: int) -> bool:
     return any(r["pid"] == pid and r["alive"] == alive and r["connections"] > 0 for r in read_workers(run_dir / WORKERS_CSV))
 
 
-def _has_rows(path) -> bool:
-    try:
-        with open(path) as f:
-            return len(list(csv.reader(f))) >= 2
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_a_connection_outliving_its_killed_process_is_reported(tmp_path):
     with embedded_server(run_dir=tmp_path, settings={"max_connections": 20}) as server:
@@ -135,7 +127,7 @@ def test_a_connection_outliving_its_killed_process_is_reported(tmp_path):
         collector = ManagedProcess(
             "collector",
             [sys.executable, "-m", "loadtests.collector", "--out", str(tmp_path), "--interval", "0.1", "--max-seconds", "60"],
-            log_path=tmp_path / "collector.log", env=env, ready=lambda: _has_rows(tmp_path / "connections.csv"),
+            log_path=tmp_path / "collector.log", env=env, ready=lambda: has_data_row(tmp_path / "connections.csv"),
         )
         scraper = ManagedProcess(
             "scraper",
