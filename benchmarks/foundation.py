@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtests.server import embedded_server
+from loadtests.run.embedded_server import embedded_server
 
 
 def server_ready(results_dir: Path, *, repeat: int = 5) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from typing import Any
 
 import psutil
 
-from loadtests.processes import wait_until
-from loadtests.results import host_info, versions, write_json
+from loadtests.run.processes import wait_until
+from loadtests.run_folder import host_info, versions, write_json
 
 
 def _collector_pid(results_dir: Path) -> int:

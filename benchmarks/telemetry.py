@@ -27,12 +27,12 @@ from typing import Any
 import psutil
 import psycopg
 
-from loadtests.collector import CONNECTIONS_CSV, read_connections
-from loadtests.pool_stats import parse_metrics
-from loadtests.processes import ManagedProcess, wait_until
-from loadtests.server import ServerInfo, embedded_server, free_port
-from loadtests.server_log import counts_over_time, find_log, peak, read_records, rebuild_sessions
-from loadtests.tail import has_data_row
+from loadtests.sources.collector import CONNECTIONS_CSV, read_connections
+from loadtests.sources.pool_stats import parse_metrics
+from loadtests.run.processes import ManagedProcess, wait_until
+from loadtests.run.embedded_server import ServerInfo, embedded_server, free_port
+from loadtests.sources.server_log import counts_over_time, find_log, peak, read_records, rebuild_sessions
+from loadtests.sources.csv_tail import has_data_row
 
 _ROOT = Path(__file__).resolve().parent.parent
 _SPIKE_APP = "bench-spike"
@@ -43,7 +43,7 @@ def _collector(out: Path, dsn: str, interval: float) -> ManagedProcess:
     out.mkdir(parents=True, exist_ok=True)
     return ManagedProcess(
         f"collector every {interval:g} s",
-        [sys.executable, "-m", "loadtests.collector", "--out", str(out), "--interval", str(interval), "--max-seconds", "900"],
+        [sys.executable, "-m", "loadtests.sources.collector", "--out", str(out), "--interval", str(interval), "--max-seconds", "900"],
         log_path=out / "collector.log",
         env={**os.environ, "POOLCHECK_DSN": dsn},
         ready=lambda: has_data_row(out / CONNECTIONS_CSV),
@@ -98,7 +98,7 @@ def _app_under_load(server: ServerInfo, work: Path, *, workers: int, users: int)
         stop_leader_only=True, stop_timeout=8,
     )
     load = ManagedProcess(
-        "locust", [sys.executable, "-m", "locust", "-f", str(_ROOT / "loadtests" / "locustfile.py"), "--headless",
+        "locust", [sys.executable, "-m", "locust", "-f", str(_ROOT / "loadtests" / "load" / "locustfile.py"), "--headless",
                    "--host", url, "--target-hosts", url, "--total-seconds", "900", "--baseline-users", str(users),
                    "--burst-users", str(users), "--quiet-seconds", "900", "--burst-seconds", "1", "--hold-ms", "20",
                    "--only-summary", "--logfile", str(work / "locust.log")],

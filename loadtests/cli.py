@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from app.settings import APP_PATTERNS
 
-from .budget import ServerLimits
-from .config import RunConfig, describe_error
-from .redact import redact_dsn
+from loadtests.budget import ServerLimits
+from loadtests.config import RunConfig, describe_error
+from loadtests.redact import redact_dsn
 
 EXIT_BAD_INPUT = 2
 
@@ -144,7 +144,7 @@ def run(**options: Any) -> None:
 
     Exit codes: 0 pass, 1 fail, 2 refused or bad input, 130 interrupted.
     """
-    from .runner import Refused, Runner, preflight
+    from loadtests.run.runner import Refused, Runner, preflight
 
     config = _config(**options)
     try:
@@ -158,8 +158,8 @@ def run(**options: Any) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def summarize(run_dir: Path) -> None:
     """Recompute summary.json of a run folder from its data."""
-    from .results import SUMMARY, write_json
-    from .summary import summarize as compute
+    from loadtests.run_folder import SUMMARY, write_json
+    from loadtests.analysis.summary import summarize as compute
 
     summary = compute(run_dir)
     write_json(run_dir / SUMMARY, summary)
@@ -168,7 +168,7 @@ def summarize(run_dir: Path) -> None:
 
 def _budget_limits(dsn: str | None, **given: int | None) -> ServerLimits:
     """The server's limits: read from `dsn` (read-only), else the options, with PostgreSQL's defaults."""
-    from .runner import Refused, read_limits
+    from loadtests.run.runner import Refused, read_limits
 
     if dsn is not None:
         if any(value is not None for value in given.values()):
@@ -207,7 +207,7 @@ def budget_command(
 
     Exit codes: 0 fits, 1 does not fit, 2 bad input.
     """
-    from .budget import Budget, describe, fits
+    from loadtests.budget import Budget, describe, fits
 
     server = _budget_limits(dsn, **limits)
     plan = Budget(hosts=hosts, workers=workers, max_size=max_size, pools_per_worker=pools_per_worker,
@@ -242,9 +242,9 @@ def sweep(
     Takes poolcheck run's other options for every cell. Exit codes: 0 a cell is recommended,
     1 none qualifies, 2 refused or bad input, 130 interrupted.
     """
-    from .recommend import Criteria
-    from .runner import Refused
-    from .sweep import Sweep, parse_list, plan_cells
+    from loadtests.sweep.recommend import Criteria
+    from loadtests.run.runner import Refused
+    from loadtests.sweep.runner import Sweep, parse_list, plan_cells
 
     try:
         axes = {
@@ -265,7 +265,7 @@ sweep.params.extend(param for param in run.params if param.name not in _SWEPT)
 
 def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
     """Folders that hold a run: a manifest.json at least."""
-    from .results import MANIFEST
+    from loadtests.run_folder import MANIFEST
 
     for path in paths:
         if not (path / MANIFEST).is_file():
@@ -277,7 +277,7 @@ def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report(run_dir: Path) -> None:
     """Write RUN_DIR/report.html again from the run folder's data alone."""
-    from .report import write_report
+    from loadtests.present.report import write_report
 
     (folder,) = _run_folders((run_dir,))
     click.echo(str(write_report(folder)))
@@ -289,7 +289,7 @@ def report(run_dir: Path) -> None:
               help="where the HTML page goes [compare-<runs>.html beside the first run]")
 def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     """Compare runs side by side: a terminal table and an HTML page; deltas against the first run."""
-    from .compare import compare as compare_runs
+    from loadtests.present.compare import compare as compare_runs
 
     if len(run_dirs) < 2:
         raise BadInput("compare: give two run folders or more")
@@ -308,8 +308,8 @@ def scenario(names: tuple[str, ...], results_dir: Path) -> None:
     scenario.json and scenario.txt. Exit codes: 0 every failure detected and its fix clean, 1 not,
     2 bad input, 130 interrupted.
     """
-    from .runner import Refused
-    from .scenario_runner import choose, plan_runs, run_scenarios
+    from loadtests.run.runner import Refused
+    from loadtests.scenarios.runner import choose, plan_runs, run_scenarios
 
     try:
         planned = plan_runs(choose(list(names)), results_dir=results_dir)

@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.settings import APP_PATTERNS, check_pattern_pool_kind
 
-from .attribution import WatchFilter, parse_watch_filter
-from .budget import Budget, ServerLimits
-from .distributed import MasterBind, parse_bind
-from .faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
-from .redact import redact_dsn
-from .shapes import Stage, burst_stages
-from .target import check_locustfile, check_target_url
+from loadtests.sources.attribution import WatchFilter, parse_watch_filter
+from loadtests.budget import Budget, ServerLimits
+from loadtests.run.locust_options import MasterBind, parse_bind
+from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
+from loadtests.redact import redact_dsn
+from loadtests.shapes import Stage, burst_stages
+from loadtests.run.own_app import check_locustfile, check_target_url
 
 COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
 
@@ -65,7 +65,7 @@ class RunConfig(BaseModel):
     web_ui: bool = False
     web_port: int = Field(8089, ge=1, le=65535)
 
-    # Pool telemetry and exact accounting (loadtests/scraper.py, loadtests/exact.py, loadtests/lifecycle.py)
+    # Pool telemetry and exact accounting (loadtests/sources/scraper.py, loadtests/analysis/exact_counts.py, loadtests/analysis/lifecycle.py)
     scrape_interval: float = Field(1.0, ge=0.1, le=60, description="seconds between /metrics scrapes")
     prod_max_idle: float = Field(600.0, gt=0, description="production max_idle for the drain prediction")
     server_log: Path | None = None
@@ -83,7 +83,7 @@ class RunConfig(BaseModel):
             raise ValueError("--server-log: only with --dsn; the embedded server's log is read already")
         return self
 
-    # Failure scenarios (loadtests/scenarios.py): a deliberate anti-pattern of the sample app, worker churn
+    # Failure scenarios (loadtests/scenarios/catalog.py): a deliberate anti-pattern of the sample app, worker churn
     app_pattern: str = Field("default", description="APP_PATTERN of the sample app (app/antipatterns.py)")
     max_requests: int = Field(0, ge=0, le=1_000_000, description="gunicorn max_requests: recycle a worker after this many; 0 never")
     preload: bool = Field(False, description="gunicorn --preload: create the app in the master, before the fork")
@@ -113,7 +113,7 @@ class RunConfig(BaseModel):
     watch_filter: dict[str, str] = Field(default_factory=dict)
     locustfile: Path | None = None
 
-    # Distributed load: Locust's own master and workers (loadtests/distributed.py)
+    # Distributed load: Locust's own master and workers (loadtests/run/locust_options.py)
     locust_workers: int = Field(0, ge=0, le=64)
     locust_remote_workers: int = Field(0, ge=0, le=1000)
     locust_master_bind: str | None = None

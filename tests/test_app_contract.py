@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.processes import ManagedProcess
-from loadtests.runner import _every_worker_healthy
-from loadtests.server import embedded_server, free_port
+from loadtests.run.processes import ManagedProcess
+from loadtests.run.runner import _every_worker_healthy
+from loadtests.run.embedded_server import embedded_server, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from loadtests.attribution import (
+from loadtests.sources.attribution import (
     Backend,
     SocketOwners,
     WatchFilter,

@@ -1,6 +1,6 @@
 import csv
 
-from loadtests.collector import COLUMNS, parse_row, read_connections, reduce_rows, to_row
+from loadtests.sources.collector import COLUMNS, parse_row, read_connections, reduce_rows, to_row
 
 
 ROWS = [

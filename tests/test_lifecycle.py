@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from loadtests.lifecycle import (
+from loadtests.analysis.lifecycle import (
     age_figures,
     burst_windows,
     drain_after,
@@ -18,11 +18,11 @@ from loadtests.lifecycle import (
     production_drain,
     value_at,
 )
-from loadtests.pool_stats import WORKERS_CSV, read_workers
-from loadtests.processes import ManagedProcess, wait_until
-from loadtests.server import embedded_server
-from loadtests.server_log import Session
-from loadtests.tail import has_data_row
+from loadtests.sources.pool_stats import WORKERS_CSV, read_workers
+from loadtests.run.processes import ManagedProcess, wait_until
+from loadtests.run.embedded_server import embedded_server
+from loadtests.sources.server_log import Session
+from loadtests.sources.csv_tail import has_data_row
 
 STEPS = [(10.0, 4), (11.0, 8), (20.0, 7), (22.0, 5), (24.0, 2), (30.0, 6)]
 
@@ -126,12 +126,12 @@ def test_a_connection_outliving_its_killed_process_is_reported(tmp_path):
         env = {**os.environ, "POOLCHECK_DSN": server.superuser_dsn}
         collector = ManagedProcess(
             "collector",
-            [sys.executable, "-m", "loadtests.collector", "--out", str(tmp_path), "--interval", "0.1", "--max-seconds", "60"],
+            [sys.executable, "-m", "loadtests.sources.collector", "--out", str(tmp_path), "--interval", "0.1", "--max-seconds", "60"],
             log_path=tmp_path / "collector.log", env=env, ready=lambda: has_data_row(tmp_path / "connections.csv"),
         )
         scraper = ManagedProcess(
             "scraper",
-            [sys.executable, "-m", "loadtests.scraper", "--out", str(tmp_path), "--interval", "0.2", "--max-seconds", "60"],
+            [sys.executable, "-m", "loadtests.sources.scraper", "--out", str(tmp_path), "--interval", "0.2", "--max-seconds", "60"],
             log_path=tmp_path / "scraper.log", env=os.environ.copy(), ready=(tmp_path / WORKERS_CSV).exists,
         )
         leaker = subprocess.Popen(

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from conftest import poolcheck
-from loadtests.processes import ManagedProcess
-from loadtests.server import ServerInfo, embedded_server, free_port
+from loadtests.run.processes import ManagedProcess
+from loadtests.run.embedded_server import ServerInfo, embedded_server, free_port
 
 pytestmark = pytest.mark.slow
 

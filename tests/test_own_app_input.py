@@ -7,7 +7,7 @@ import pytest
 from loadtests.budget import Budget, ServerLimits, explain
 from loadtests.cli import main
 from loadtests.config import RunConfig
-from loadtests.distributed import (
+from loadtests.run.locust_options import (
     BUNDLED_LOCUSTFILE,
     SHAPE_ONLY_LOCUSTFILE,
     locustfile_argument,

@@ -9,8 +9,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.metrics import PoolTelemetry
 from conftest import leftover_processes, poolcheck
-from loadtests.accounting import pool_figures
-from loadtests.pool_stats import COLUMNS, POOL_STATS_CSV, parse_metrics, read_pool_stats, stat_rows
+from loadtests.analysis.sections import pool_figures
+from loadtests.sources.pool_stats import COLUMNS, POOL_STATS_CSV, parse_metrics, read_pool_stats, stat_rows
 
 EXPOSITION = """\
 # HELP psycopg_pool_requests_waiting psycopg_pool get_stats() requests_waiting (gauge)

@@ -3,8 +3,8 @@
 import pytest
 
 from loadtests.budget import ServerLimits
-from loadtests.recommend import Criteria, recommend
-from loadtests.sweep_results import cell_key, cell_row, table_rows
+from loadtests.sweep.recommend import Criteria, recommend
+from loadtests.sweep.table import cell_key, cell_row, table_rows
 
 LIMITS = ServerLimits(max_connections=40, superuser_reserved_connections=3)  # usable 37, 29 with 20 % headroom
 

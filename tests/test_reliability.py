@@ -14,8 +14,8 @@ import psutil
 import pytest
 
 from conftest import poolcheck
-from loadtests.collector import read_connections
-from loadtests.processes import wait_until
+from loadtests.sources.collector import read_connections
+from loadtests.run.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -139,8 +139,8 @@ def test_killed_runner_leaves_readable_data_and_the_next_run_cleans_up(results_d
 
 def test_leftover_processes_are_stopped_by_recorded_pid(tmp_path):
     """A runner's children that outlived it (the case the parent-death signal misses)."""
-    from loadtests.leftovers import clean_leftovers
-    from loadtests.processes import start_time
+    from loadtests.run.leftovers import clean_leftovers
+    from loadtests.run.processes import start_time
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], process_group=0)
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], process_group=0)

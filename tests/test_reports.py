@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from conftest import SHORT_RUN, RunResult, poolcheck
-from loadtests.compare import HIGHER, LOWER, PASS_FIRST, Row
-from loadtests.load_record import FailureCounter
-from loadtests.pages import flatten
-from loadtests.tail import CsvFollower
-from loadtests.timeline import Connections, drain_after_bursts
+from loadtests.present.compare import HIGHER, LOWER, PASS_FIRST, Row
+from loadtests.load.records import FailureCounter
+from loadtests.present.pages import flatten
+from loadtests.sources.csv_tail import CsvFollower
+from loadtests.analysis.timeline import Connections, drain_after_bursts
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

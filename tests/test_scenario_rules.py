@@ -11,8 +11,8 @@ from app.asyncpg_pool import numbered
 from app.settings import Settings
 from loadtests.budget import fits
 from loadtests.config import RunConfig
-from loadtests.scenario_runner import SCENARIO_JSON, choose, judge, report_lines, table_lines
-from loadtests.scenarios import (
+from loadtests.scenarios.runner import SCENARIO_JSON, choose, judge, report_lines, table_lines
+from loadtests.scenarios.catalog import (
     NAMES,
     SCENARIOS,
     Finding,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import poolcheck
-from loadtests.server import embedded_server
+from loadtests.run.embedded_server import embedded_server
 
 pytestmark = pytest.mark.slow
 

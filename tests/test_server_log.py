@@ -8,10 +8,10 @@ import psycopg
 import pytest
 
 from conftest import poolcheck
-from loadtests.exact import is_harness
-from loadtests.processes import wait_until
-from loadtests.server import embedded_server
-from loadtests.server_log import (
+from loadtests.analysis.exact_counts import is_harness
+from loadtests.run.processes import wait_until
+from loadtests.run.embedded_server import embedded_server
+from loadtests.sources.server_log import (
     copy_window,
     counts_over_time,
     csvlog_records,
@@ -22,7 +22,7 @@ from loadtests.server_log import (
     read_records,
     rebuild_sessions,
 )
-from loadtests.summary import summarize
+from loadtests.analysis.summary import summarize
 
 
 def _line(at: str, session: str, message: str, *, severity: str = "LOG", app: str = "", user: str = "app") -> str:

@@ -1,4 +1,4 @@
-from loadtests.summary import FAIL, PASS, decide, error_class
+from loadtests.analysis.summary import FAIL, PASS, decide, error_class
 
 OK_REQUESTS = {"total": 1000, "failures": 0, "failure_ratio": 0.0}
 

@@ -1,0 +1,1 @@
+"""Figures derived from a run folder: summary, exact counts, lifecycle, time series."""

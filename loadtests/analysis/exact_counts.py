@@ -1,0 +1,185 @@
+"""Exact connection counts from the server's log, set against the collector's samples.
+
+A sampler misses whatever opens and closes between two samples; the log does
+not. This module counts the same connections the collector counts (every
+client session except the harness's own) and says how far the sampled peak
+fell short. Times are seconds on the collector's clock (`elapsed_s` of
+connections.csv), so the two can be read side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from loadtests.sources.collector import CONNECTIONS_CSV, read_connections
+from loadtests.sources.server_log import (
+    REFUSAL_MARKERS,
+    Refusal,
+    Session,
+    copy_window,
+    counts_over_time,
+    find_log,
+    peak,
+    read_records,
+    rebuild_sessions,
+)
+
+logger = logging.getLogger("poolcheck.exact")
+
+EXACT_CSV = "connections_exact.csv"
+EXACT_COLUMNS = ("timestamp", "elapsed_s", "connections", "app_connections", "event", "application_name", "backend_pid")
+HARNESS_APPLICATIONS = ("poolcheck-collector",)
+EMBEDDED_SUPERUSER = "postgres"  # the embedded server's set-up role (loadtests/run/embedded_server.py)
+
+
+@dataclass(frozen=True)
+class ClientLog:
+    """The client sessions and refusals of a run's server log, the harness's own left out."""
+
+    source: str
+    sessions: list[Session]
+    refusals: list[Refusal]
+    harness_sessions: int
+    ends_at: float | None
+
+
+def is_harness(session: Session, *, embedded: bool) -> bool:
+    """The collector's session, and on the embedded server every superuser session (set-up, readiness)."""
+    return session.application_name in HARNESS_APPLICATIONS or (embedded and session.user == EMBEDDED_SUPERUSER)
+
+
+def read_client_log(run_dir: Path, *, embedded: bool) -> ClientLog | None:
+    """The run folder's server log as client sessions; None when the folder holds no log."""
+    path = find_log(run_dir)
+    if path is None:
+        return None
+    records = read_records(path)
+    sessions, refusals = rebuild_sessions(records)
+    clients = [s for s in sessions if not is_harness(s, embedded=embedded)]
+    return ClientLog(
+        source=str(path.relative_to(run_dir)),
+        sessions=clients,
+        refusals=refusals,
+        harness_sessions=len(sessions) - len(clients),
+        ends_at=records[-1].at if records else None,
+    )
+
+
+def clock_origin(rows: list[dict[str, Any]], *, fallback: float | None = None) -> float | None:
+    """Epoch seconds of the collector's time zero, from its first parsed row."""
+    if not rows:
+        return fallback
+    return datetime.fromisoformat(rows[0]["timestamp"]).timestamp() - rows[0]["elapsed_s"]
+
+
+def unavailable(reason: str) -> dict[str, Any]:
+    return {"available": False, "reason": reason}
+
+
+def exact_figures(log: ClientLog, *, sampled: dict[str, Any], origin: float | None, app_prefix: str) -> dict[str, Any]:
+    """The `exact` section of summary.json: exact peak and when, sampled peak, sampling error, refusals."""
+    exact_peak, peak_at = peak(counts_over_time(log.sessions))
+    app_peak, _ = peak(counts_over_time(log.sessions, include=lambda s: s.application_name.startswith(app_prefix)))
+    missed = exact_peak - sampled["peak"]
+    return {
+        "available": True,
+        "source": log.source,
+        "peak": exact_peak,
+        "peak_at": _iso(peak_at),
+        "peak_at_s": _relative(peak_at, origin),
+        "sampled_peak": sampled["peak"],
+        "sampled_peak_at_s": sampled["peak_at_s"],
+        "sample_interval_s": sampled.get("mean_interval_s"),
+        "sampling_error": missed,
+        "sampling_error_ratio": round(missed / exact_peak, 4) if exact_peak else 0.0,
+        "app_peak": app_peak,
+        "peak_by_worker": peak_by_application(log.sessions, app_prefix=app_prefix),
+        "sessions": len(log.sessions),
+        "harness_sessions_excluded": log.harness_sessions,
+        "refusals": len(log.refusals),
+        "refusals_by_reason": refusal_reasons(log.refusals),
+    }
+
+
+def peak_by_application(sessions: list[Session], *, app_prefix: str) -> dict[str, int]:
+    names = sorted({s.application_name for s in sessions if s.application_name.startswith(app_prefix)})
+    return {name: peak(counts_over_time(sessions, include=lambda s, n=name: s.application_name == n))[0] for name in names}
+
+
+def refusal_reasons(refusals: list[Refusal]) -> dict[str, int]:
+    reasons: Counter[str] = Counter()
+    for refusal in refusals:
+        lowered = refusal.message.lower()
+        reasons[next((m for m in REFUSAL_MARKERS if m in lowered), "other")] += 1
+    return dict(sorted(reasons.items()))
+
+
+def timeline_rows(log: ClientLog, *, origin: float | None, app_prefix: str) -> list[list[Any]]:
+    """One row per session start, end or refusal, with the exact counts just after it."""
+    events = [(s.start, 0, +1, s) for s in log.sessions if not s.refused]
+    events += [(s.end, -1, -1, s) for s in log.sessions if not s.refused and s.end is not None]
+    events.sort(key=lambda e: (e[0], e[1]))  # ends before starts at equal times, as counts_over_time
+    refused = [(r.at, r) for r in log.refusals]
+    rows, total, app = [], 0, 0
+    for at, _, delta, session in events:
+        total += delta
+        app += delta if session.application_name.startswith(app_prefix) else 0
+        kind = "connect" if delta > 0 else "disconnect"
+        rows.append([at, total, app, kind, session.application_name, session.pid])
+    rows += [[at, None, None, "refused", r.application_name, r.pid] for at, r in refused]
+    rows.sort(key=lambda r: r[0])
+    _carry_counts(rows)
+    return [[_iso(r[0]), _relative(r[0], origin), *r[1:]] for r in rows]
+
+
+def _carry_counts(rows: list[list[Any]]) -> None:
+    """A refusal changes nothing: it shows the counts of the row before it."""
+    last = [0, 0]
+    for row in rows:
+        if row[1] is None:
+            row[1], row[2] = last
+        last = [row[1], row[2]]
+
+
+def write_timeline(run_dir: Path, log: ClientLog, *, origin: float | None, app_prefix: str) -> Path:
+    path = run_dir / EXACT_CSV
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(EXACT_COLUMNS)
+        writer.writerows(timeline_rows(log, origin=origin, app_prefix=app_prefix))
+    return path
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _relative(at: float | None, origin: float | None) -> float | None:
+    return None if at is None or origin is None else round(at - origin, 3)
+
+
+
+def record_exact(run_dir: Path, *, server_log: Path | None, run_start: float, embedded: bool, app_prefix: str) -> str | None:
+    """After the run: keep the run's part of a `--server-log`, then write connections_exact.csv.
+
+    Returns a warning for the user when the log yields nothing, else None.
+    """
+    if server_log is not None:
+        copied = copy_window(server_log, run_dir / "postgres", start=run_start, end=time.time())
+        if not copied:
+            return (
+                f"--server-log {server_log}: no records from the run's time; is it the server's current log,"
+                " and is its log_timezone UTC?"
+            )
+    rows = read_connections(run_dir / CONNECTIONS_CSV)[:1] if (run_dir / CONNECTIONS_CSV).exists() else []
+    log = read_client_log(run_dir, embedded=embedded)
+    if log is not None:
+        write_timeline(run_dir, log, origin=clock_origin(rows, fallback=run_start), app_prefix=app_prefix)
+    return None

@@ -1,0 +1,211 @@
+"""Connection lifecycle: ages against max_lifetime, the drain after each burst, orphans.
+
+psycopg_pool's own rules are what these figures are held against:
+
+- max_lifetime is enforced when a connection comes back to the pool, so an
+  idle connection can live past it;
+- a pool above min_size closes at most one unused connection per max_idle
+  interval, so N extra connections take about N x max_idle to go away.
+
+Counts are step functions, `[(epoch seconds, count just after), ...]`, from the
+server's log when the run has one, else from the collector's samples.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from loadtests.sources.server_log import Session, counts_over_time
+
+Steps = list[tuple[float, int]]
+DEFAULT_PROD_MAX_IDLE = 600.0  # psycopg_pool's default max_idle
+_LISTED = 10  # sessions listed by name when more outlived max_lifetime
+
+
+def value_at(steps: Steps, at: float) -> int:
+    """The count at time `at`: the last step at or before it (0 before the first)."""
+    i = bisect.bisect_right(steps, (at, float("inf")))
+    return steps[i - 1][1] if i else 0
+
+
+def max_between(steps: Steps, start: float, end: float) -> int:
+    inside = [count for at, count in steps if start < at <= end]
+    return max([value_at(steps, start), *inside])
+
+
+def first_at_or_below(steps: Steps, start: float, end: float, target: int) -> float | None:
+    """The first time in `[start, end]` the count is at most `target`; None if it never is."""
+    if value_at(steps, start) <= target:
+        return start
+    return next((at for at, count in steps if start < at <= end and count <= target), None)
+
+
+def sampled_steps(rows: list[dict[str, Any]], *, keep: Callable[[str], bool], states: tuple[str, ...] | None = None) -> Steps:
+    """Collector rows as steps: the connections of the applications `keep` accepts, in `states` (None: all)."""
+    return [(_epoch(row["timestamp"]), _count(row["by_application"], keep, states)) for row in rows]
+
+
+def _count(by_application: dict[str, dict[str, int]], keep: Callable[[str], bool], states: tuple[str, ...] | None) -> int:
+    return sum(
+        n for app, counts in by_application.items() if keep(app)
+        for state, n in counts.items() if states is None or state in states
+    )
+
+
+def exact_steps(sessions: list[Session], *, keep: Callable[[str], bool]) -> Steps:
+    return counts_over_time(sessions, include=lambda s: keep(s.application_name))
+
+
+def burst_windows(shape: list[dict[str, Any]], *, load_start: float) -> list[tuple[float, float, float]]:
+    """(burst start, burst end, end of the quiet that follows) in epoch seconds, for each burst."""
+    windows = []
+    for i, phase in enumerate(shape):
+        if phase["phase"] != "burst":
+            continue
+        following = next((p for p in shape[i + 1 :] if p["phase"] == "burst"), None)
+        quiet_end = following["start_s"] if following else shape[-1]["end_s"]
+        windows.append((load_start + phase["start_s"], load_start + phase["end_s"], load_start + quiet_end))
+    return windows
+
+
+def drain_after(
+    window: tuple[float, float, float],
+    *,
+    total: Steps,
+    per_worker: dict[str, Steps],
+    active: Steps,
+    quiet_users: int,
+    target: int,
+    min_size: int,
+    max_idle: float,
+) -> dict[str, Any]:
+    """How long the connections took to come back to `target` after one burst, and the prediction.
+
+    psycopg's clock starts when the pools stop being busy, which can be a
+    little after the burst's nominal end (Locust's shape ticks once a second,
+    queued requests are still served): `load_tail_s` is that delay, read from
+    the sampled active connections falling to the quiet phase's users.
+    """
+    start, end, quiet_end = window
+    peak_per_worker = max((max_between(steps, start, end) for steps in per_worker.values()), default=0)
+    extra = max(peak_per_worker - min_size, 0)
+    back_at = first_at_or_below(total, end, quiet_end, target)
+    drain_s = None if back_at is None else round(back_at - end, 3)
+    idle_at = first_at_or_below(active, end, quiet_end, quiet_users)
+    tail_s = round((idle_at if idle_at is not None else end) - end, 3)
+    # One connection per max_idle tick; the first tick after the load may still
+    # have seen the pool busy, so the bound allows one tick more.
+    predicted_max_s = round((extra + 1) * max_idle, 3) if extra else 0.0
+    return {
+        "peak_total": max_between(total, start, end),
+        "peak_per_worker": peak_per_worker,
+        "target": target,
+        "drained": back_at is not None,
+        "drain_s": drain_s,
+        "load_tail_s": tail_s,
+        "left_at_quiet_end": value_at(total, quiet_end),
+        "quiet_s": round(quiet_end - end, 3),
+        "predicted_s": round(extra * max_idle, 3),
+        "predicted_max_s": predicted_max_s,
+        "within_prediction": None if drain_s is None else drain_s <= tail_s + predicted_max_s,
+    }
+
+
+def production_drain(*, peak_per_worker: int, min_size: int, max_size: int, prod_max_idle: float) -> dict[str, Any]:
+    """The same rule at production's max_idle: how long the burst's extra connections stay idle."""
+    extra = max(peak_per_worker - min_size, 0)
+    worst = max(max_size - min_size, 0)
+    return {
+        "max_idle_s": prod_max_idle,
+        "peak_per_worker": peak_per_worker,
+        "extra_per_worker": extra,
+        "predicted_drain_s": round(extra * prod_max_idle, 1),
+        "predicted_drain": human_duration(extra * prod_max_idle),
+        "worst_case_drain_s": round(worst * prod_max_idle, 1),
+        "worst_case_drain": human_duration(worst * prod_max_idle),
+    }
+
+
+def human_duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:g} s"
+
+
+def session_ages(sessions: list[Session], *, log_end: float | None) -> list[tuple[float, Session]]:
+    """(age in seconds, session) for every session, oldest first; open ones aged to the log's end."""
+    aged = []
+    for session in sessions:
+        end = session.end if session.end is not None else log_end
+        if end is not None and not session.refused:
+            aged.append((end - session.start, session))
+    return sorted(aged, key=lambda pair: pair[0], reverse=True)
+
+
+def age_figures(
+    *, sessions: list[Session] | None, log_end: float | None, rows: list[dict[str, Any]], max_lifetime: float
+) -> dict[str, Any]:
+    """Oldest connection against max_lifetime, and every session that outlived it."""
+    oldest_sampled = max((r["oldest_backend_s"] for r in rows), default=0.0)
+    figures: dict[str, Any] = {"max_lifetime_s": max_lifetime, "oldest_sampled_s": round(oldest_sampled, 3)}
+    if sessions is None:
+        return {**figures, "source": "samples", "exceeded": oldest_sampled > max_lifetime}
+    aged = session_ages(sessions, log_end=log_end)
+    over = [(age, s) for age, s in aged if age > max_lifetime]
+    return {
+        **figures,
+        "source": "server log",
+        "oldest_session_s": round(aged[0][0], 3) if aged else 0.0,
+        "exceeded": bool(over),
+        "sessions_over_max_lifetime": len(over),
+        "over_max_lifetime": [
+            {
+                "application_name": s.application_name,
+                "backend_pid": s.pid,
+                "age_s": round(age, 3),
+                "over_by_s": round(age - max_lifetime, 3),
+                "open_at_log_end": s.end is None,
+            }
+            for age, s in over[:_LISTED]
+        ],
+    }
+
+
+def orphan_figures(
+    workers: list[dict[str, Any]], *, sessions: list[Session] | None, app_prefix: str, origin: float | None
+) -> dict[str, Any]:
+    """Connections whose application_name names a worker pid that no longer existed when checked."""
+    dead = [w for w in workers if not w["alive"] and w["connections"] > 0]
+    per_check: dict[str, int] = {}
+    by_pid: dict[int, dict[str, Any]] = {}
+    for row in dead:
+        per_check[row["timestamp"]] = per_check.get(row["timestamp"], 0) + row["connections"]
+        entry = by_pid.setdefault(row["pid"], {"pid": row["pid"], "first_seen_s": row["elapsed_s"], "connections_max": 0})
+        entry["last_seen_s"] = row["elapsed_s"]
+        entry["connections_max"] = max(entry["connections_max"], row["connections"])
+    for entry in by_pid.values():
+        entry["server_closed_at_s"] = _last_end(sessions, f"{app_prefix}{entry['pid']}", origin)
+    return {
+        "checked": bool(workers),
+        "connections_max": max(per_check.values(), default=0),
+        "workers": [by_pid[pid] for pid in sorted(by_pid)],
+    }
+
+
+def _last_end(sessions: list[Session] | None, application_name: str, origin: float | None) -> float | None:
+    """When the server ended the last session of that name; None if one was still open (or no log)."""
+    if sessions is None or origin is None:
+        return None
+    named = [s for s in sessions if s.application_name == application_name and not s.refused]
+    if not named or any(s.end is None for s in named):
+        return None
+    return round(max(s.end for s in named if s.end is not None) - origin, 3)
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp).timestamp()

@@ -1,0 +1,235 @@
+"""The `exact`, `pool` and `lifecycle` sections of summary.json, from a run folder's files.
+
+Reads the server log once and hands its sessions to each section; like the
+rest of the summary, a pure function of the folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from loadtests.analysis import lifecycle
+from loadtests.analysis.exact_counts import ClientLog, clock_origin, exact_figures, read_client_log, unavailable
+from loadtests.sources.pool_stats import LAG_COLUMN, POOL_STATS_CSV, WORKERS_CSV, read_pool_stats, read_workers
+from loadtests.run_folder import LOCUST_PREFIX, read_json
+
+logger = logging.getLogger("poolcheck.accounting")
+
+LOAD_JSON = f"{LOCUST_PREFIX}_load.json"  # written by the locustfile (loadtests/load/records.py)
+
+# Counters are cumulative per worker: a worker's last scrape holds its totals.
+_SUMMED = {
+    "requests_num": "requests_total",
+    "requests_queued": "requests_queued",
+    "requests_wait_ms": "wait_ms_total",
+    "requests_errors": "pool_timeouts",
+    "returns_bad": "returns_bad",
+    "connections_num": "connections_opened",
+    "connections_errors": "connections_errors",
+    "connections_lost": "connections_lost",
+    "usage_ms": "usage_ms_total",
+}
+
+
+def accounting_sections(
+    run_dir: Path, *, manifest: dict[str, Any], rows: list[dict[str, Any]], sampled: dict[str, Any], app_prefix: str
+) -> dict[str, Any]:
+    config = manifest["config"]
+    embedded = manifest["server"].get("embedded", config.get("dsn") is None)
+    origin = clock_origin(rows, fallback=_epoch(manifest.get("started_at")))
+    log, reason = _client_log(run_dir, embedded=embedded)
+    return {
+        "exact": exact_figures(log, sampled=sampled, origin=origin, app_prefix=app_prefix) if log else unavailable(reason),
+        "pool": pool_figures(read_pool_stats(run_dir / POOL_STATS_CSV)),
+        "lifecycle": lifecycle_figures(run_dir, manifest=manifest, rows=rows, log=log, origin=origin, app_prefix=app_prefix),
+    }
+
+
+def _client_log(run_dir: Path, *, embedded: bool) -> tuple[ClientLog | None, str]:
+    try:
+        log = read_client_log(run_dir, embedded=embedded)
+    except ValueError as exc:  # a log_timezone this module cannot place
+        return None, f"the server log cannot be read: {exc}"
+    if log is not None:
+        return log, ""
+    if embedded:
+        return None, "the embedded server's log is missing from the run folder: only sampled figures exist"
+    return None, "only sampled figures exist: pass --server-log PATH (the server's jsonlog or csvlog) with --dsn for exact ones"
+
+
+def pool_figures(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals and maxima of every worker's pool, from pool_stats.csv rows."""
+    if not stats:
+        return {"available": False, "workers": 0}
+    last: dict[int, dict[str, Any]] = {}
+    for row in stats:
+        last[row["pid"]] = row
+    totals = {name: int(sum(row[column] for row in last.values())) for column, name in _SUMMED.items()}
+    per_worker = {str(pid): _worker(pid, stats) for pid in sorted(last)}
+    return {
+        "available": True,
+        "workers": len(last),
+        "scrapes": len({row["timestamp"] for row in stats}),
+        **totals,
+        "requests_waiting_max": int(max(row["requests_waiting"] for row in stats)),
+        "event_loop_lag_max_ms": round(max(row[LAG_COLUMN] for row in stats), 3),
+        "per_worker": per_worker,
+    }
+
+
+def _worker(pid: int, stats: list[dict[str, Any]]) -> dict[str, Any]:
+    mine = [row for row in stats if row["pid"] == pid]
+    final = mine[-1]
+    return {
+        "requests_waiting_max": int(max(r["requests_waiting"] for r in mine)),
+        "wait_ms_total": int(final["requests_wait_ms"]),
+        "requests_queued": int(final["requests_queued"]),
+        "requests_total": int(final["requests_num"]),
+        "pool_timeouts": int(final["requests_errors"]),
+        "connections_lost": int(final["connections_lost"]),
+        "pool_size_max": int(max(r["pool_size"] for r in mine)),
+        "event_loop_lag_max_ms": round(max(r[LAG_COLUMN] for r in mine), 3),
+    }
+
+
+def lifecycle_figures(
+    run_dir: Path,
+    *,
+    manifest: dict[str, Any],
+    rows: list[dict[str, Any]],
+    log: ClientLog | None,
+    origin: float | None,
+    app_prefix: str,
+) -> dict[str, Any]:
+    config = manifest["config"]
+    sessions = log.sessions if log else None
+    return {
+        "ages": lifecycle.age_figures(
+            sessions=[s for s in sessions if s.application_name.startswith(app_prefix)] if sessions is not None else None,
+            log_end=log.ends_at if log else None,
+            rows=rows,
+            max_lifetime=config["max_lifetime"],
+        ),
+        "drain": _drain(run_dir, manifest, rows=rows, log=log, origin=origin, app_prefix=app_prefix),
+        "orphans": lifecycle.orphan_figures(
+            read_workers(run_dir / WORKERS_CSV), sessions=sessions, app_prefix=app_prefix, origin=origin
+        ),
+    }
+
+
+def _drain(
+    run_dir: Path, manifest: dict[str, Any], *, rows: list[dict[str, Any]], log: ClientLog | None, origin: float | None, app_prefix: str
+) -> dict[str, Any]:
+    config = manifest["config"]
+    load_start = _load_start(run_dir, manifest)
+    total, per_worker, source = _app_steps(rows, log, app_prefix)
+    active = lifecycle.sampled_steps(rows, keep=lambda a: a.startswith(app_prefix), states=("active",))
+    target = config["hosts"] * config["workers"] * config["min_size"]
+    bursts = []
+    for window in lifecycle.burst_windows(manifest.get("shape", []), load_start=load_start) if load_start else []:
+        figures = lifecycle.drain_after(
+            window, total=total, per_worker=per_worker, active=active, quiet_users=config["baseline_users"],
+            target=target, min_size=config["min_size"], max_idle=config["max_idle"],
+        )
+        bursts.append({"burst_end_s": None if origin is None else round(window[1] - origin, 3), **figures})
+    peak_per_worker = max((b["peak_per_worker"] for b in bursts), default=0)
+    production = lifecycle.production_drain(
+        peak_per_worker=peak_per_worker,
+        min_size=config["min_size"],
+        max_size=config["max_size"],
+        prod_max_idle=config.get("prod_max_idle", lifecycle.DEFAULT_PROD_MAX_IDLE),
+    )
+    return {"source": source, "max_idle_s": config["max_idle"], "rule": "one unused connection closed per max_idle", "bursts": bursts, "production": production}
+
+
+def _app_steps(rows: list[dict[str, Any]], log: ClientLog | None, app_prefix: str) -> tuple[lifecycle.Steps, dict[str, lifecycle.Steps], str]:
+    if log is not None:
+        names = {s.application_name for s in log.sessions if s.application_name.startswith(app_prefix)}
+        per_worker = {n: lifecycle.exact_steps(log.sessions, keep=lambda a, n=n: a == n) for n in names}
+        return lifecycle.exact_steps(log.sessions, keep=lambda a: a.startswith(app_prefix)), per_worker, "server log"
+    names = {a for row in rows for a in row["by_application"] if a.startswith(app_prefix)}
+    per_worker = {n: lifecycle.sampled_steps(rows, keep=lambda a, n=n: a == n) for n in names}
+    return lifecycle.sampled_steps(rows, keep=lambda a: a.startswith(app_prefix)), per_worker, "samples"
+
+
+def _load_start(run_dir: Path, manifest: dict[str, Any]) -> float | None:
+    """When Locust started the shape: as the locustfile recorded it, else when the runner saw it start."""
+    recorded = run_dir / LOAD_JSON
+    if recorded.exists():
+        return float(read_json(recorded)["started_at_epoch"])
+    return _epoch(manifest.get("load_started_at"))
+
+
+def _epoch(timestamp: str | None) -> float | None:
+    return datetime.fromisoformat(timestamp).timestamp() if timestamp else None
+
+
+def accounting_lines(summary: dict[str, Any]) -> list[str]:
+    """What the terminal shows of the three sections, one line each."""
+    lines = [_exact_line(summary.get("exact") or {}), _pool_line(summary.get("pool") or {})]
+    lifecycle_section = summary.get("lifecycle") or {}
+    lines += _lifecycle_lines(lifecycle_section)
+    return [line for line in lines if line]
+
+
+def _exact_line(exact: dict[str, Any]) -> str:
+    if not exact.get("available"):
+        return f"exact: {exact.get('reason', 'no server log')}" if exact else ""
+    refusals = f"; {exact['refusals']} refused" if exact["refusals"] else ""
+    return (
+        f"exact peak {exact['peak']} connections at {exact['peak_at_s']} s (server log);"
+        f" sampled peak {exact['sampled_peak']} every {exact['sample_interval_s']} s:"
+        f" sampling missed {exact['sampling_error']}{refusals}"
+    )
+
+
+def _pool_line(pool: dict[str, Any]) -> str:
+    if not pool.get("available"):
+        return ""
+    return (
+        f"pools ({pool['workers']} workers): {pool['requests_queued']} of {pool['requests_total']} requests queued,"
+        f" {pool['wait_ms_total']} ms waited in all, max {pool['requests_waiting_max']} waiting;"
+        f" {pool['pool_timeouts']} PoolTimeouts, {pool['connections_lost']} connections lost;"
+        f" event-loop lag max {pool['event_loop_lag_max_ms']:g} ms"
+    )
+
+
+def _lifecycle_lines(section: dict[str, Any]) -> list[str]:
+    lines = []
+    ages = section.get("ages", {})
+    if ages.get("exceeded"):
+        lines.append(
+            f"ages: {ages.get('sessions_over_max_lifetime', 'some')} connections outlived max_lifetime"
+            f" {ages['max_lifetime_s']:g} s (oldest {ages.get('oldest_session_s', ages['oldest_sampled_s'])} s):"
+            " psycopg retires a connection only when it comes back to the pool"
+        )
+    drain = section.get("drain", {})
+    lines += [_burst_line(i, b) for i, b in enumerate(drain.get("bursts", []), start=1)]
+    production = drain.get("production")
+    if production and production["extra_per_worker"]:
+        lines.append(
+            f"drain in production (max_idle {production['max_idle_s']:g} s): the {production['extra_per_worker']}"
+            f" connections per worker above min_size take about {production['predicted_drain']} to close,"
+            f" one per max_idle (at max_size: {production['worst_case_drain']})"
+        )
+    orphans = section.get("orphans", {})
+    if orphans.get("workers"):
+        pids = ", ".join(str(w["pid"]) for w in orphans["workers"])
+        lines.append(f"orphans: up to {orphans['connections_max']} connections held for worker pids no longer alive: {pids}")
+    return lines
+
+
+def _burst_line(number: int, burst: dict[str, Any]) -> str:
+    rule = f"predicted {burst['predicted_s']:g} s, at most {burst['predicted_max_s']:g} s"
+    if not burst["quiet_s"]:
+        return f"drain after burst {number}: not measured, the load ended with the burst ({rule})"
+    if burst["drained"]:
+        tail = f", the first {burst['load_tail_s']:g} s of it still serving the burst" if burst["load_tail_s"] else ""
+        return f"drain after burst {number}: back at {burst['target']} connections in {burst['drain_s']:g} s{tail} ({rule})"
+    return (
+        f"drain after burst {number}: still {burst['left_at_quiet_end']} connections (target {burst['target']})"
+        f" after the {burst['quiet_s']:g} s quiet phase ({rule})"
+    )

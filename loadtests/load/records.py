@@ -1,0 +1,77 @@
+"""What Locust's own CSV files leave out, recorded beside them by the locustfile.
+
+`locust_load.json` holds when the shape started (t = 0 of every chart), and
+`locust_failures_by_second.csv` the failures of each error class per second,
+so the report can draw failures by class over time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from loadtests.analysis.summary import error_class
+
+logger = logging.getLogger("poolcheck.load_record")
+
+FAILURE_COLUMNS = ("timestamp", "error_class", "count")
+
+
+class FailureCounter:
+    """Appends, every second, how many failures of each class Locust counted since the last look.
+
+    It reads Locust's own aggregated error table, which on a distributed
+    master holds what every worker reported, so it counts in both modes.
+    """
+
+    def __init__(self, path: Path, *, stats: Any) -> None:
+        self.path = path
+        self.stats = stats
+        self.seen: Counter[str] = Counter()
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerow(FAILURE_COLUMNS)
+
+    def totals(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for entry in self.stats.errors.values():
+            counts[error_class(str(entry.error))] += entry.occurrences
+        return counts
+
+    def flush(self) -> None:
+        now, totals = int(time.time()), self.totals()
+        if any(totals[name] < count for name, count in self.seen.items()):
+            self.seen = Counter()  # the web UI reset its statistics for a new test
+        new = {name: totals[name] - self.seen[name] for name in sorted(totals) if totals[name] > self.seen[name]}
+        if not new:
+            return
+        self.seen = totals
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerows([now, name, count] for name, count in new.items())
+
+    def flush_every_second(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            self.flush()
+
+
+def _record_start(path: Path) -> None:
+    if not path.exists():  # a restarted test in the web UI keeps the first start
+        path.write_text(json.dumps({"started_at_epoch": round(time.time(), 3)}) + "\n")
+
+
+def install(environment: Any) -> None:
+    """Hook the recorders into a Locust environment that writes CSV files (`--csv PREFIX`)."""
+    prefix = getattr(environment.parsed_options, "csv_prefix", None)
+    if not prefix:
+        return
+    counter = FailureCounter(Path(f"{prefix}_failures_by_second.csv"), stats=environment.stats)
+    environment.events.test_start.add_listener(lambda **kwargs: _record_start(Path(f"{prefix}_load.json")))
+    environment.events.quitting.add_listener(lambda **kwargs: counter.flush())
+    gevent.spawn(counter.flush_every_second)

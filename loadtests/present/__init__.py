@@ -1,0 +1,1 @@
+"""Pages and tables for people: the run report, the comparison, charts, templates."""

@@ -1,0 +1,156 @@
+"""report.html: one self-contained page per run, a pure function of its folder.
+
+    verdict and reasons -> budget arithmetic -> timeline (connections vs limits, load)
+    -> latency -> failures by class -> pool figures -> connection age and drain
+    -> requests -> other summary figures -> configuration and versions
+
+No generation time, no absolute path and a fixed order: the page regenerated
+from a copy of the folder is byte for byte the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtests.present import charts
+from loadtests.analysis.sections import accounting_lines
+from loadtests.budget import Budget, ServerLimits, explain
+from loadtests.present.pages import display, flatten, render, write_atomically
+from loadtests.analysis.timeline import Run, burst_phases, drain_after_bursts, failures_by_class, fault_marks, pool_stats, read_run
+
+logger = logging.getLogger("poolcheck.report")
+
+REPORT_HTML = "report.html"
+# Summary keys the page shows in its own sections; any other key gets a table of its own.
+_SHOWN_KEYS = {
+    "run_id", "verdict", "reasons", "complete", "budget", "server", "peak_connections", "peak_connections_at_s",
+    "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at",
+}
+_SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
+                   "lifecycle": "Connection lifecycle", "faults": "Faults"}
+_HIDDEN_SETTINGS = {"results_dir"}  # where the folder was written says nothing about the result
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str
+    html: str
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write `run_dir/report.html` from the folder's data; return its path."""
+    return write_atomically(run_dir / REPORT_HTML, render_report(run_dir))
+
+
+def render_report(run_dir: Path) -> str:
+    run = read_run(run_dir)
+    return render("report.html.j2", **_context(run))
+
+
+def limit_lines(summary: dict[str, Any]) -> list[charts.Limit]:
+    server = summary["server"]
+    return [
+        charts.Limit("budget", summary["budget"]["total"], "#1f77b4"),
+        charts.Limit("usable", server["usable"], "#ef6c00"),
+        charts.Limit("max_connections", server["max_connections"], "#c62828", dash="solid"),
+    ]
+
+
+def _charts(run: Run) -> list[Chart]:
+    config = run.manifest["config"]
+    marks = charts.Marks(tuple(burst_phases(run.manifest)), tuple(fault_marks(run.run_dir, t0=run.t0)))
+    figures = [
+        ("timeline", charts.timeline(run.connections, run.load, limits=limit_lines(run.summary), marks=marks)),
+        ("latency", charts.latency(run.load, marks=marks)),
+        ("failures", charts.failures(failures_by_class(run.run_dir, t0=run.t0), run.load, marks=marks)),
+    ]
+    pool = pool_stats(run.run_dir, t0=run.t0)
+    if pool:
+        figures.append(("pool", charts.pool(pool, marks=marks)))
+    drains = drain_after_bursts(run.connections, burst_phases(run.manifest))
+    figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=config["max_lifetime"],
+                                                  max_idle=config["max_idle"], marks=marks)))
+    return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=n == 0))
+            for n, (name, figure) in enumerate(figures)]
+
+
+def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The arithmetic as rows: what may be opened, what the server allows, what was seen."""
+    b, s = summary["budget"], summary["server"]
+    pools = f"{b['hosts']} hosts x {b['workers']} workers x {b['pools_per_worker']} pools x max_size {b['max_size']}"
+    rows = [
+        ("pools may hold", str(b["pools_total"]), pools),
+        ("+ extra clients", str(b["extra_clients"]), "the collector and --other-clients"),
+        ("= budget", str(b["total"]), ""),
+        ("usable", str(s["usable"]), f"max_connections {s['max_connections']} - superuser_reserved "
+                                     f"{s['superuser_reserved_connections']} - reserved {s.get('reserved_connections', 0)}"),
+        ("headroom", str(s["usable"] - b["total"]), "usable - budget; negative: overcommitted"),
+        ("peak sampled", str(summary["peak_connections"]), f"at {summary.get('peak_connections_at_s')} s of the collector"),
+    ]
+    exact = exact_peak(summary)
+    if exact is not None:
+        rows.append(("peak exact", display(exact), "from the server's connection log"))
+    return rows
+
+
+def exact_peak(summary: dict[str, Any]) -> Any:
+    """The exact peak when the summary has one (`exact.peak` or `exact.peak_connections`)."""
+    exact = summary.get("exact")
+    if not isinstance(exact, dict):
+        return None
+    return next((exact[k] for k in ("peak", "peak_connections", "max_concurrent") if k in exact), None)
+
+
+def _budget_line(summary: dict[str, Any]) -> str:
+    b, s = summary["budget"], summary["server"]
+    budget = Budget(hosts=b["hosts"], workers=b["workers"], max_size=b["max_size"],
+                    pools_per_worker=b.get("pools_per_worker", 1), extra_clients=b["extra_clients"])
+    limits = ServerLimits(max_connections=s["max_connections"],
+                          superuser_reserved_connections=s["superuser_reserved_connections"],
+                          reserved_connections=s.get("reserved_connections", 0))
+    return explain(budget, limits)
+
+
+def _request_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    r = summary["requests"]
+    return [
+        ("requests", str(r["total"])), ("failed", f"{r['failures']} ({r['failure_ratio']:.2%})"),
+        ("requests/s", display(r["rps"])), ("p50 / p95 / p99 (ms)", f"{r['p50_ms']:g} / {r['p95_ms']:g} / {r['p99_ms']:g}"),
+    ]
+
+
+def _extra_sections(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    sections = []
+    for key, value in summary.items():
+        if key in _SHOWN_KEYS or value in (None, {}, []):
+            continue
+        sections.append({"title": _SECTION_TITLES.get(key, key.replace("_", " ").capitalize()),
+                         "rows": flatten(value)})
+    return sections
+
+
+def _context(run: Run) -> dict[str, Any]:
+    summary, manifest = run.summary, run.manifest
+    config = {k: v for k, v in manifest["config"].items() if k not in _HIDDEN_SETTINGS}
+    return {
+        "run_id": run.run_id,
+        "verdict": summary["verdict"],
+        "reasons": summary["reasons"],
+        "findings": accounting_lines(summary),
+        "status": manifest.get("status", "unknown"),
+        "started_at": manifest.get("started_at"),
+        "ended_at": manifest.get("ended_at"),
+        "budget_line": _budget_line(summary),
+        "budget_rows": budget_rows(summary),
+        "sample_interval": display(summary.get("sample_interval_s")),
+        "charts": _charts(run),
+        "errors_by_class": summary.get("errors_by_class", {}),
+        "drains": drain_after_bursts(run.connections, burst_phases(manifest)),
+        "request_rows": _request_rows(summary),
+        "extra_sections": _extra_sections(summary),
+        "config_rows": [(k, display(v)) for k, v in config.items()],
+        "version_rows": flatten({**manifest.get("versions", {}), "host": manifest.get("host", {})}),
+    }

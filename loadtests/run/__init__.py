@@ -1,0 +1,1 @@
+"""Running one load test: preflight, the child processes it stacks, and their teardown."""

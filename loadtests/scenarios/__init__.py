@@ -1,0 +1,1 @@
+"""The field failure scenarios: each as data, and the runner of its faulty and fixed halves."""

@@ -1,0 +1,305 @@
+"""Field failure scenarios as data: each known pool failure, its faulty settings, its fix, its detection rule.
+
+A scenario runs twice (loadtests/scenarios/runner.py): once with the faulty
+pattern, once with the fix. Its rule is a pure function of a run's
+summary.json that says whether the failure was seen and what was measured;
+the harness detects the failure when the rule finds it in the faulty run and
+not in the fixed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadtests.budget import largest_max_size
+from loadtests.config import RunConfig
+
+Summary = dict[str, Any]
+FAULTY, FIXED = "faulty", "fixed"
+HALVES = (FAULTY, FIXED)
+
+# Both halves of every scenario: two workers, small pools, about 10 s of load.
+COMMON: dict[str, Any] = {"workers": 2, "max_size": 3, "min_size": 1, "sample_interval": 0.1, "cycles": 1}
+
+LAG_LIMIT_MS = 1000.0  # event-loop lag from which a worker was blocked "for seconds"
+CLOSE_SLACK_S = 1.0  # how late an idle connection may close before maintenance counts as delayed
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a rule saw in one run: the failure (True), none (False), or not measurable (None).
+
+    `brief` is the key figure, for the table; `seen` says everything measured, for the report.
+    """
+
+    present: bool | None
+    brief: str
+    seen: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One field failure: the settings of its faulty and fixed halves, what to expect, and its rule.
+
+    Settings are RunConfig fields: COMMON, then `shared`, then the half's own.
+    """
+
+    name: str
+    reproduces: str
+    faulty_pattern: str
+    fix: str
+    expected_faulty: str
+    expected_fixed: str
+    rule: Callable[[Summary], Finding]
+    faulty: Mapping[str, Any]
+    fixed: Mapping[str, Any]
+    shared: Mapping[str, Any] = field(default_factory=dict)
+    # Settings of the fixed half computed from the faulty one (say the largest max_size that fits).
+    fit_fixed: Callable[[RunConfig], dict[str, Any]] | None = None
+
+    def config(self, half: str, **harness: Any) -> RunConfig:
+        """The RunConfig of one half; `harness` adds settings of the harness itself (results_dir...)."""
+        if half not in HALVES:
+            raise ValueError(f"half must be one of {', '.join(HALVES)}, got {half!r}")
+        faulty = RunConfig(**{**COMMON, **self.shared, **self.faulty, **harness})
+        if half == FAULTY:
+            return faulty
+        computed = self.fit_fixed(faulty) if self.fit_fixed else {}
+        return RunConfig(**{**COMMON, **self.shared, **self.fixed, **computed, **harness})
+
+    def detected(self, faulty: Finding, fixed: Finding) -> bool:
+        return faulty.present is True and fixed.present is False
+
+
+# -- the rules: pure functions of a summary.json ------------------------------
+
+
+def _errors(summary: Summary, *classes: str) -> int:
+    return sum(int(summary.get("errors_by_class", {}).get(name, 0)) for name in classes)
+
+
+def _failures(summary: Summary) -> str:
+    requests = summary["requests"]
+    by_class = ", ".join(f"{name} {n}" for name, n in summary.get("errors_by_class", {}).items()) or "none"
+    return f"{requests['failures']} of {requests['total']} requests failed ({by_class})"
+
+
+def connection_lost_under_request(summary: Summary) -> Finding:
+    """Requests that failed on a connection closed, or in the wrong state, under them."""
+    closed, wrong_state = _errors(summary, "db_connection_closed"), _errors(summary, "db_error")
+    ages = summary.get("lifecycle", {}).get("ages", {})
+    over = ages.get("sessions_over_max_lifetime")
+    outlived = f"; {over} connections outlived max_lifetime {ages['max_lifetime_s']:g} s" if over else ""
+    brief = f"db_connection_closed {closed}, db_error {wrong_state}"
+    return Finding(closed + wrong_state > 0, brief, f"{_failures(summary)}{outlived}")
+
+
+def connections_kept_after_bursts(summary: Summary) -> Finding:
+    """A burst's connections still open at the end of the quiet phase after it."""
+    drain = summary.get("lifecycle", {}).get("drain", {})
+    measured = [b for b in drain.get("bursts", []) if b["quiet_s"]]
+    if not measured:
+        return Finding(None, "not measured", "no quiet phase after a burst: the drain was not measured")
+    kept = [b for b in measured if not b["drained"]]
+    lines = [_drain_text(b, drain["max_idle_s"]) for b in measured]
+    production = drain.get("production") or {}
+    if production.get("extra_per_worker"):
+        lines.append(
+            f"in production (max_idle {production['max_idle_s']:g} s) {production['extra_per_worker']} extra"
+            f" connections per worker would take about {production['predicted_drain']} to close"
+        )
+    last = measured[-1]
+    brief = (f"{last['left_at_quiet_end']} of {last['peak_total']} still open after {last['quiet_s']:g} s" if kept
+             else f"drained in {last['drain_s']:g} s (rule {last['predicted_s']:g} s)")
+    return Finding(bool(kept), brief, "; ".join(lines))
+
+
+def _drain_text(burst: dict[str, Any], max_idle: float) -> str:
+    rule = f"one per max_idle {max_idle:g} s predicts {burst['predicted_s']:g} s"
+    if burst["drained"]:
+        return f"{burst['peak_total']} connections drained to {burst['target']} in {burst['drain_s']:g} s ({rule})"
+    return (f"{burst['peak_total']} connections, still {burst['left_at_quiet_end']} after the {burst['quiet_s']:g} s"
+            f" quiet phase ({rule})")
+
+
+def _lingering_orphans(summary: Summary) -> list[dict[str, Any]]:
+    """Dead workers whose connections were still on the server at two checks or more."""
+    orphans = summary.get("lifecycle", {}).get("orphans", {})
+    return [w for w in orphans.get("workers", []) if w["last_seen_s"] > w["first_seen_s"]]
+
+
+def connections_outlive_workers(summary: Summary) -> Finding:
+    """More connections than workers x max_size, or connections of dead workers that stay."""
+    peak, budget = summary["peak_connections"], summary["budget"]["pools_total"]
+    orphans = _lingering_orphans(summary)
+    names = len(summary["connections"]["workers_seen"])
+    seen = (f"peak {peak} connections against workers x max_size = {budget};"
+            f" {names} processes (workers, recycled workers, or not a worker) held connections;"
+            f" {len(orphans)} dead workers' connections lingered")
+    brief = f"peak {peak} / budget {budget}, {len(orphans)} orphaned workers"
+    return Finding(peak > budget or bool(orphans), brief, seen)
+
+
+def pool_timeouts(summary: Summary) -> Finding:
+    timeouts = _errors(summary, "pool_timeout")
+    pool = summary.get("pool", {})
+    waiting = f"; up to {pool['requests_waiting_max']} requests waited in one pool" if pool.get("available") else ""
+    return Finding(timeouts > 0, f"pool_timeout {timeouts}", f"{_failures(summary)}{waiting}")
+
+
+def connection_closed_by_server(summary: Summary) -> Finding:
+    closed = _errors(summary, "db_connection_closed")
+    return Finding(closed > 0, f"db_connection_closed {closed}", _failures(summary))
+
+
+def event_loop_blocked(summary: Summary) -> Finding:
+    """Event-loop lag of seconds, or idle connections closed late (asyncpg closes each after max_idle)."""
+    pool = summary.get("pool", {})
+    max_idle = summary.get("lifecycle", {}).get("drain", {}).get("max_idle_s")
+    if not pool.get("available") or max_idle is None:
+        return Finding(None, "not measured", "no pool telemetry or lifecycle figures: the lag was not measured")
+    lag_s = pool["event_loop_lag_max_ms"] / 1000
+    oldest_idle = summary["connections"].get("oldest_idle_s", 0.0)
+    late = oldest_idle > max_idle + CLOSE_SLACK_S
+    seen = (f"event-loop lag up to {lag_s:.3f} s; the oldest idle connection was {oldest_idle:g} s old against"
+            f" max_idle {max_idle:g} s ({'closed late' if late else 'closed on time'})")
+    brief = f"lag {lag_s:.2f} s, idle {oldest_idle:.1f} s / max_idle {max_idle:g} s"
+    return Finding(lag_s * 1000 >= LAG_LIMIT_MS or late, brief, seen)
+
+
+def server_refused_connections(summary: Summary) -> Finding:
+    """Connection attempts the server refused, requests failed for it, or a peak at the usable limit."""
+    failed = _errors(summary, "db_too_many_connections")
+    exact = summary.get("exact", {})
+    refusals = exact.get("refusals", 0) if exact.get("available") else 0
+    harness = summary["budget"]["extra_clients"]  # the collector: scenarios declare no other clients
+    peak, usable = summary["peak_connections"], summary["server"]["usable"]
+    seen = (f"{_failures(summary)}; {refusals} connection attempts refused by the server (its log);"
+            f" peak {peak} + {harness} harness connections against {usable} usable; verdict {summary['verdict']}")
+    brief = f"refused {refusals}, db_too_many_connections {failed}, peak {peak}+{harness} / usable {usable}"
+    return Finding(failed > 0 or refusals > 0 or peak + harness >= usable, brief, seen)
+
+
+def _largest_fitting_size(faulty: RunConfig) -> dict[str, Any]:
+    size = largest_max_size(faulty.budget, faulty.embedded_limits())
+    if size < 1:
+        raise ValueError(f"no max_size fits {faulty.max_connections} max_connections")
+    return {"max_size": size, "min_size": min(faulty.min_size, size), "allow_overcommit": False}
+
+
+# -- the scenarios ------------------------------------------------------------
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="lifetime-expiry",
+        reproduces="requests that use a connection after giving it back fail once max_lifetime retires it",
+        faulty_pattern="a dependency leaves `with pool.connection()` before the route runs and sets"
+        " statement_timeout per request (APP_PATTERN=use-after-return); no check; max_lifetime 3 s",
+        fix="the dependency yields inside the block, settings live in `configure`,"
+        " check=AsyncConnectionPool.check_connection; same max_lifetime",
+        expected_faulty="db_connection_closed (or wrong-state db_error) failures",
+        expected_fixed="no such failure",
+        rule=connection_lost_under_request,
+        shared={"max_lifetime": 3.0, "duration": 10.0, "quiet_seconds": 1.0, "burst_seconds": 8.0,
+                "burst_users": 12, "baseline_users": 4},
+        faulty={"app_pattern": "use-after-return", "pool_check": False},
+        fixed={"pool_check": True},
+    ),
+    Scenario(
+        name="idle-drain",
+        reproduces="after a burst, a pool above min_size closes one unused connection per max_idle:"
+        " with production's max_idle its connections stay for hours",
+        faulty_pattern="min_size 0, max_idle 600 s and max_lifetime 3600 s (psycopg's defaults)",
+        fix="tuned for the burst pattern: max_idle 30 s in production (1 s here, so that the drain fits the run),"
+        " max_lifetime 30 s: the burst's connections are back within the quiet phase",
+        expected_faulty="the burst's connections still open at the end of the quiet phase",
+        expected_fixed="drained to min_size within the quiet phase, about one connection per max_idle",
+        rule=connections_kept_after_bursts,
+        shared={"min_size": 0, "max_size": 4, "duration": 12.0, "quiet_seconds": 1.0, "burst_seconds": 3.0,
+                "burst_users": 16, "baseline_users": 0},
+        faulty={"max_idle": 600.0, "max_lifetime": 3600.0},
+        fixed={"max_idle": 1.0, "max_lifetime": 30.0, "prod_max_idle": 30.0},
+    ),
+    Scenario(
+        name="worker-churn",
+        reproduces="connections left behind by pools that outlive their worker or were opened before the fork",
+        faulty_pattern="a pool opened when the app is created, with gunicorn --preload in the master, never"
+        " closed; worker pools not closed at exit (APP_PATTERN=pool-before-fork); workers recycled by"
+        " max_requests 150, one SIGTERMed and one SIGKILLed mid-burst",
+        fix="the pool bound to the lifespan: opened and closed by each worker; same preload and churn",
+        expected_faulty="more connections than workers x max_size, or dead workers' connections lingering",
+        expected_fixed="no orphans, the total within workers x max_size",
+        rule=connections_outlive_workers,
+        shared={"preload": True, "max_requests": 150, "faults": ("worker-term@4", "worker-kill@7"),
+                "duration": 11.0, "quiet_seconds": 1.0, "burst_seconds": 9.0, "burst_users": 10},
+        faulty={"app_pattern": "pool-before-fork"},
+        fixed={},
+    ),
+    Scenario(
+        name="loop-mismatch",
+        reproduces="an AsyncConnectionPool opened in another event loop never grows in the worker's loop",
+        faulty_pattern="the pool opened with asyncio.run when the app is created (APP_PATTERN=pool-in-other-loop)",
+        fix="the pool opened in the lifespan, in the worker's own loop, with wait=True",
+        expected_faulty="pool_timeout failures while pool_available stays 0",
+        expected_fixed="no pool_timeout",
+        rule=pool_timeouts,
+        shared={"max_size": 8, "pool_timeout": 1.5, "hold_ms": 400, "duration": 10.0, "quiet_seconds": 1.0,
+                "burst_seconds": 8.0, "burst_users": 16},
+        faulty={"app_pattern": "pool-in-other-loop"},
+        fixed={},
+    ),
+    Scenario(
+        name="server-idle-kill",
+        reproduces="the server (or a cloud proxy) cuts idle sessions; the pool hands them out after a quiet phase",
+        faulty_pattern="idle_session_timeout 2 s on the server, quiet phases of 3.5 s, no check, max_lifetime 3600 s",
+        fix="check=AsyncConnectionPool.check_connection: a cut connection is replaced before a request gets it",
+        expected_faulty="db_connection_closed failures after each quiet phase",
+        expected_fixed="no failure",
+        rule=connection_closed_by_server,
+        shared={"server_settings": {"idle_session_timeout": "2s"}, "baseline_users": 0, "quiet_seconds": 3.5,
+                "burst_seconds": 2.0, "cycles": 2, "duration": 12.0, "burst_users": 10, "max_lifetime": 3600.0},
+        faulty={"pool_check": False},
+        fixed={"pool_check": True},
+    ),
+    Scenario(
+        name="blocking-loop",
+        reproduces="a handler that blocks the event loop stalls every request of its worker and the pool's timers",
+        faulty_pattern="/items/hold runs its query, then calls time.sleep(3) (APP_PATTERN=blocking-sleep);"
+        " an asyncpg pool, whose max_inactive_connection_lifetime (max_idle 1 s) timer runs in the loop",
+        fix="the wait is awaited (the app's own /items/hold; asyncio.sleep or run_in_executor for other work)",
+        expected_faulty=f"event-loop lag of {LAG_LIMIT_MS / 1000:g} s or more, idle connections closed late",
+        expected_fixed="lag of milliseconds, idle connections closed on time",
+        rule=event_loop_blocked,
+        shared={"pool_kind": "asyncpg", "min_size": 0, "max_idle": 1.0, "hold_ms": 3000, "duration": 11.0,
+                "quiet_seconds": 1.0, "burst_seconds": 4.0, "burst_users": 6, "baseline_users": 0},
+        faulty={"app_pattern": "blocking-sleep"},
+        fixed={},
+    ),
+    Scenario(
+        name="overcommit",
+        reproduces="hosts x workers x max_size above the server's usable connections",
+        faulty_pattern="2 workers x max_size 8 against max_connections 13 (10 usable), --allow-overcommit",
+        fix="the largest max_size that fits, computed by the harness (loadtests/budget.py)",
+        expected_faulty="the peak at the server's limit; connections refused by the server when both workers"
+        " want more (db_too_many_connections once requests wait past pool_timeout)",
+        expected_fixed="the run passes within the budget",
+        rule=server_refused_connections,
+        shared={"max_connections": 13, "pool_timeout": 5.0, "hold_ms": 400, "duration": 10.0,
+                "quiet_seconds": 1.0, "burst_seconds": 8.0, "burst_users": 16},
+        faulty={"max_size": 8, "allow_overcommit": True},
+        fixed={},
+        fit_fixed=_largest_fitting_size,
+    ),
+)
+
+NAMES = tuple(s.name for s in SCENARIOS)
+
+
+def find(name: str) -> Scenario:
+    """The scenario called `name`; ValueError lists the known ones."""
+    for scenario in SCENARIOS:
+        if scenario.name == name:
+            return scenario
+    raise ValueError(f"unknown scenario {name!r}; known: {', '.join(NAMES)}")

@@ -1,0 +1,1 @@
+"""What a run records while it runs: server samples, pool metrics, the server log."""

@@ -1,0 +1,257 @@
+"""The collector: samples the server's client connections into connections.csv.
+
+Runs as its own process with one connection of its own, which it leaves out
+of every count (the budget counts it as an extra client). Each sample is
+written and flushed at once, so a killed run keeps all but the last one.
+
+    POOLCHECK_DSN=... python -m loadtests.sources.collector --out RUN_DIR --interval 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import psycopg
+
+from loadtests.sources.attribution import (
+    Backend,
+    SocketOwners,
+    WatchFilter,
+    client_key,
+    parse_watch_filter,
+    socket_table,
+    unnamed_endpoints,
+)
+from loadtests.sources.sampling_loop import SamplingLoop
+
+logger = logging.getLogger("poolcheck.collector")
+
+CONNECTIONS_CSV = "connections.csv"
+SERVER_JSON = "server.json"
+STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call", "disabled")
+COLUMNS = (
+    "timestamp",
+    "elapsed_s",
+    "total",
+    "active",
+    "idle",
+    "idle_in_transaction",
+    "idle_in_transaction_aborted",
+    "other",
+    "oldest_backend_s",
+    "oldest_idle_s",
+    "query_ms",
+    "by_application",
+)
+
+_ACTIVITY_SQL = """
+SELECT coalesce(state, ''), application_name, host(client_addr), client_port,
+       coalesce(usename, ''), coalesce(datname, ''),
+       extract(epoch FROM clock_timestamp() - backend_start)::float8,
+       CASE WHEN state LIKE 'idle%%' THEN extract(epoch FROM clock_timestamp() - state_change)::float8 END
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+"""
+
+_SETTINGS_SQL = """
+SELECT name, setting FROM pg_settings
+WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections',
+               'server_version', 'idle_session_timeout', 'idle_in_transaction_session_timeout',
+               'tcp_keepalives_idle', 'log_connections', 'log_disconnections', 'log_destination')
+"""
+
+_STATE_COLUMN = {
+    "active": "active",
+    "idle": "idle",
+    "idle in transaction": "idle_in_transaction",
+    "idle in transaction (aborted)": "idle_in_transaction_aborted",
+}
+
+
+@dataclass
+class Sample:
+    """One look at pg_stat_activity, reduced to counts."""
+
+    timestamp: float
+    elapsed_s: float
+    states: Counter[str] = field(default_factory=Counter)
+    by_application: dict[str, Counter[str]] = field(default_factory=dict)
+    oldest_backend_s: float = 0.0
+    oldest_idle_s: float = 0.0
+    query_ms: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.states.values())
+
+
+def reduce_rows(rows: Iterable[Sequence[Any]], *, timestamp: float, elapsed_s: float) -> Sample:
+    """Counts by state and by application_name from pg_stat_activity rows."""
+    sample = Sample(timestamp=timestamp, elapsed_s=elapsed_s)
+    for state, app_name, backend_age, idle_age in rows:
+        column = _STATE_COLUMN.get(state, "other")
+        sample.states[column] += 1
+        sample.by_application.setdefault(app_name or "", Counter())[column] += 1
+        sample.oldest_backend_s = max(sample.oldest_backend_s, backend_age or 0.0)
+        sample.oldest_idle_s = max(sample.oldest_idle_s, idle_age or 0.0)
+    return sample
+
+
+def to_row(sample: Sample) -> list[Any]:
+    return [
+        datetime.fromtimestamp(sample.timestamp, timezone.utc).isoformat(timespec="milliseconds"),
+        f"{sample.elapsed_s:.3f}",
+        sample.total,
+        sample.states["active"],
+        sample.states["idle"],
+        sample.states["idle_in_transaction"],
+        sample.states["idle_in_transaction_aborted"],
+        sample.states["other"],
+        f"{sample.oldest_backend_s:.3f}",
+        f"{sample.oldest_idle_s:.3f}",
+        f"{sample.query_ms:.2f}",
+        json.dumps({app: dict(c) for app, c in sorted(sample.by_application.items())}, separators=(",", ":")),
+    ]
+
+
+def parse_row(row: dict[str, str]) -> dict[str, Any]:
+    """A connections.csv row with its numbers and the per-application counts decoded."""
+    out: dict[str, Any] = {"timestamp": row["timestamp"]}
+    for name in ("elapsed_s", "oldest_backend_s", "oldest_idle_s", "query_ms"):
+        out[name] = float(row[name])
+    for name in ("total", "active", "idle", "idle_in_transaction", "idle_in_transaction_aborted", "other"):
+        out[name] = int(row[name])
+    out["by_application"] = json.loads(row["by_application"] or "{}")
+    return out
+
+
+def read_connections(path: Path) -> list[dict[str, Any]]:
+    """Every complete row of a connections.csv; a torn last line is skipped."""
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                rows.append(parse_row(row))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return rows
+
+
+def read_server_settings(conn: psycopg.Connection) -> dict[str, str]:
+    return dict(conn.execute(_SETTINGS_SQL).fetchall())
+
+
+class Collector:
+    """Samples on a fixed schedule until asked to stop."""
+
+    def __init__(
+        self, *, dsn: str, out_dir: Path, interval: float, max_seconds: float, watch: WatchFilter = WatchFilter()
+    ) -> None:
+        self.dsn = dsn
+        self.watch = watch
+        self.owners = SocketOwners()  # its lookup learns the server's port on connect
+        self.out_dir = out_dir
+        self.interval = interval
+        self.loop = SamplingLoop(interval=interval, max_seconds=max_seconds)
+
+    def _connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name="poolcheck-collector")
+        (server_port,) = conn.execute("SELECT coalesce(inet_server_port(), 0)").fetchone() or (0,)
+        if server_port:
+            self.owners.lookup = functools.partial(socket_table, server_port=server_port)
+        return conn
+
+    def _write_settings(self, conn: psycopg.Connection) -> None:
+        settings = read_server_settings(conn)
+        (self.out_dir / SERVER_JSON).write_text(json.dumps(settings, indent=2) + "\n")
+
+    def _sample(self, conn: psycopg.Connection, start: float) -> Sample:
+        t0 = time.time()
+        rows = conn.execute(_ACTIVITY_SQL).fetchall()
+        sample = reduce_rows(self._attributed(rows), timestamp=t0, elapsed_s=t0 - start)
+        sample.query_ms = (time.time() - t0) * 1000
+        return sample
+
+    def _attributed(self, rows: list[Sequence[Any]]) -> list[tuple[str, str, float, float | None]]:
+        """The watched backends as (state, client, ages): clients named as in loadtests/sources/attribution.py."""
+        backends = [b for b in (Backend(*row) for row in rows) if self.watch.matches(b)]
+        owners = self.owners.resolve(unnamed_endpoints(backends))
+        return [(b.state, client_key(b, owners), b.backend_age_s, b.idle_age_s) for b in backends]
+
+    def run(self) -> None:
+        start = time.time()
+        conn = self._connect()
+        self._write_settings(conn)
+        path = self.out_dir / CONNECTIONS_CSV
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(COLUMNS)
+            f.flush()
+            conn = self._loop(conn, writer, f, start)
+        conn.close()
+
+    def _loop(self, conn: psycopg.Connection, writer: Any, f: TextIO, start: float) -> psycopg.Connection:
+        for _ in self.loop.ticks():
+            try:
+                writer.writerow(to_row(self._sample(conn, start)))
+                f.flush()
+            except psycopg.OperationalError as exc:
+                logger.warning("sample failed (%s); reconnecting", str(exc).strip().splitlines()[0])
+                conn = self._reconnect(conn)
+        return conn
+
+    def _reconnect(self, old: psycopg.Connection) -> psycopg.Connection:
+        old.close()
+        while not self.loop.should_exit and not self.loop.orphaned():
+            try:
+                return self._connect()
+            except psycopg.OperationalError:
+                time.sleep(min(self.interval * 5, 1.0))
+        return old
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.sources.collector", description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="run folder")
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between samples")
+    parser.add_argument("--max-seconds", type=float, default=3600, help="stop by itself after this long")
+    parser.add_argument("--watch", action="append", default=[], metavar="NAME=VALUE",
+                        help="count only backends of this database, user or application_name prefix (repeatable)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    dsn = os.environ.get("POOLCHECK_DSN")
+    if not dsn:
+        print("collector: POOLCHECK_DSN is not set", file=sys.stderr)
+        return 2
+    try:
+        watch = parse_watch_filter(args.watch)
+    except ValueError as exc:
+        print(f"collector: --watch: {exc}", file=sys.stderr)
+        return 2
+    collector = Collector(
+        dsn=dsn, out_dir=args.out, interval=args.interval, max_seconds=args.max_seconds, watch=watch
+    )
+    collector.loop.install_signal_handlers()
+    collector.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""A pool-size sweep: cells run, their table, the recommendation, sweep.html."""

@@ -1,0 +1,143 @@
+"""The sweep's recommendation: the smallest pools that keep the best throughput, within budget and SLO.
+
+Among the cells that fit the server with the requested headroom and meet the
+SLO, take the best median throughput; every cell within the margin of it is
+as good, so the one with the fewest connections wins. A pool that is small
+and saturated is the point (HikariCP's pool-sizing advice), measured here
+for the user's own load instead of taken on trust.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from loadtests.budget import Budget, ServerLimits, allowed, largest_hosts
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What a cell must meet to be recommended."""
+
+    headroom_ratio: float = 0.2
+    slo_p95_ms: float | None = None
+    max_failure_ratio: float = 0.0
+    throughput_margin: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.headroom_ratio < 1.0:
+            raise ValueError(f"--headroom must be at least 0 % and below 100 %, got {self.headroom_ratio * 100:g} %")
+        if self.slo_p95_ms is not None and self.slo_p95_ms <= 0:
+            raise ValueError(f"--slo-p95-ms must be positive, got {self.slo_p95_ms:g}")
+        if not 0.0 <= self.throughput_margin < 1.0:
+            raise ValueError(f"throughput_margin must be in [0, 1), got {self.throughput_margin!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cell_name(row: dict[str, Any]) -> str:
+    return f"{row['workers']} workers x max_size {row['max_size']} ({row['pool_kind']})"
+
+
+def production_budget(row: dict[str, Any], *, other_clients: int) -> Budget:
+    """The cell as deployed: its pools and the other clients, without the harness's collector."""
+    return Budget(hosts=row["hosts"], workers=row["workers"], max_size=row["max_size"], extra_clients=other_clients)
+
+
+def exclusions(row: dict[str, Any], *, criteria: Criteria, limits: ServerLimits, other_clients: int) -> list[str]:
+    """Why a cell cannot be recommended; empty when it qualifies."""
+    if row["status"] != "ran":
+        return [row.get("refused") or f"no complete run ({row['status']})"]
+    out = []
+    deployed = production_budget(row, other_clients=other_clients)
+    limit = allowed(limits, headroom_ratio=criteria.headroom_ratio)
+    if deployed.total > limit:
+        out.append(
+            f"{deployed.total} connections above {limit}, the usable {limits.usable}"
+            f" less {criteria.headroom_ratio * 100:g} % headroom"
+        )
+    if row["passes"] * 2 <= row["runs"]:
+        out.append(f"verdict pass in only {row['passes']} of {row['runs']} runs")
+    if row["failure_ratio"] > criteria.max_failure_ratio:
+        out.append(f"failure ratio {row['failure_ratio']:.4f} above --max-failure-ratio {criteria.max_failure_ratio:g}")
+    if criteria.slo_p95_ms is not None and row["p95_ms"] > criteria.slo_p95_ms:
+        out.append(f"p95 {row['p95_ms']:g} ms above --slo-p95-ms {criteria.slo_p95_ms:g}")
+    return out
+
+
+def _pick(qualified: list[dict[str, Any]], *, margin: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The best-throughput cell, and the smallest cell within `margin` of it."""
+    best = max(qualified, key=lambda r: r["rps"])
+    floor = best["rps"] * (1.0 - margin)
+    near = [r for r in qualified if r["rps"] >= floor]
+    chosen = min(near, key=lambda r: (r["connections"], -r["rps"], r["workers"]))
+    return best, chosen
+
+
+def recommend(
+    rows: list[dict[str, Any]], *, criteria: Criteria, limits: ServerLimits, other_clients: int = 0
+) -> dict[str, Any]:
+    """The recommended cell (or none) with every reason, and why each other cell was left out."""
+    excluded = {
+        row["key"]: why
+        for row in rows
+        if (why := exclusions(row, criteria=criteria, limits=limits, other_clients=other_clients))
+    }
+    qualified = [row for row in rows if row["key"] not in excluded]
+    if not qualified:
+        reasons = ["no cell qualifies: each one is left out for the reasons listed"]
+        return {"cell": None, "reasons": reasons, "excluded": excluded}
+    best, chosen = _pick(qualified, margin=criteria.throughput_margin)
+    one_host = production_budget({**chosen, "hosts": 1}, other_clients=other_clients)
+    choice = {
+        "cell": chosen["key"],
+        "pool_kind": chosen["pool_kind"],
+        "workers": chosen["workers"],
+        "max_size": chosen["max_size"],
+        "connections_per_host": one_host.per_host,
+        "best_cell": best["key"],
+        "best_rps": best["rps"],
+        "hosts_within_headroom": largest_hosts(one_host, limits, headroom_ratio=criteria.headroom_ratio),
+        "hosts_at_most": largest_hosts(one_host, limits),
+    }
+    reasons = _reasons(choice, chosen, best, criteria=criteria, limits=limits, other_clients=other_clients)
+    return {**choice, "reasons": reasons, "excluded": excluded}
+
+
+def _reasons(
+    choice: dict[str, Any],
+    chosen: dict[str, Any],
+    best: dict[str, Any],
+    *,
+    criteria: Criteria,
+    limits: ServerLimits,
+    other_clients: int,
+) -> list[str]:
+    margin = criteria.throughput_margin * 100
+    deployed = production_budget(chosen, other_clients=other_clients)
+    slo = "(no --slo-p95-ms given)" if criteria.slo_p95_ms is None else f"within --slo-p95-ms {criteria.slo_p95_ms:g}"
+    throughput = (
+        f"{chosen['rps']:g} req/s, the best throughput among the qualifying cells"
+        if chosen["key"] == best["key"]
+        else f"{chosen['rps']:g} req/s is within {margin:g} % of the best qualifying cell,"
+        f" {cell_name(best)} at {best['rps']:g} req/s with {best['connections']} connections"
+    )
+    reasons = [
+        throughput,
+        f"{chosen['connections']} connections, the fewest among cells within {margin:g} % of the best throughput",
+        f"p95 {chosen['p95_ms']:g} ms {slo}; failure ratio {chosen['failure_ratio']:.4f}"
+        f" within {criteria.max_failure_ratio:g}",
+        f"fits with {criteria.headroom_ratio * 100:g} % headroom: {deployed.total} connections"
+        f" (incl. {other_clients} other clients) <= {allowed(limits, headroom_ratio=criteria.headroom_ratio)}"
+        f" of {limits.usable} usable",
+        f"the server takes {choice['hosts_within_headroom']} hosts of this configuration within the headroom"
+        f" ({choice['hosts_at_most']} with none)",
+    ]
+    spread = max(chosen.get("rps_spread_pct") or 0.0, best.get("rps_spread_pct") or 0.0)
+    if spread > margin:
+        reasons.append(
+            f"caution: throughput varied by up to {spread:.0f} % between repeats, more than the {margin:g} % margin;"
+            " run more --repeat on a quieter machine before relying on the choice"
+        )
+    return reasons

@@ -1,0 +1,220 @@
+"""A pool-size sweep: one full real run per cell of pool kind x workers x max_size, each with a fresh server.
+
+    plan (validate every cell, refuse those over budget)  ->  results/sweep-<id>/sweep.json
+    -> run the cells, repeats interleaved                 ->  one run folder per run
+    <- sweep_summary.json, sweep.csv, sweep.html          (pure functions of the folder)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from loadtests import budget as budget_math
+from loadtests.budget import ServerLimits
+from loadtests.config import RunConfig, describe_error
+from loadtests.sweep.recommend import Criteria, cell_name
+from loadtests.redact import Redactor
+from loadtests.run_folder import host_info, now_iso, unique_dir, utc_stamp, versions, write_json
+from loadtests.run.runner import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, Refused, Runner, preflight
+from loadtests.sweep.page import SWEEP_HTML, write_report
+from loadtests.sweep.table import SWEEP_CSV, SWEEP_JSON, SWEEP_SUMMARY, cell_key, summarize_sweep, table_text, write_csv
+
+logger = logging.getLogger("poolcheck.sweep")
+
+FINISHED, INTERRUPTED = "finished", "interrupted"
+
+
+def parse_list(text: str, *, option: str, convert: Callable[[str], Any] = int) -> list[Any]:
+    """`1,2,4` as a sorted list without repeats; a bad value is one line naming the option."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if not part:
+                raise ValueError
+            values.append(convert(part))
+        except ValueError:
+            raise Refused(f"{option}: {part!r} in {text!r} is not valid; give values like 1,2,4") from None
+    return sorted(set(values))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the sweep and the run settings that measure it."""
+
+    config: RunConfig
+    refused: str | None = None
+
+    @property
+    def key(self) -> str:
+        return cell_key(pool_kind=self.config.pool_kind, workers=self.config.workers, max_size=self.config.max_size)
+
+    def record(self) -> dict[str, Any]:
+        config = self.config
+        return {
+            "key": self.key,
+            "pool_kind": config.pool_kind,
+            "workers": config.workers,
+            "max_size": config.max_size,
+            "hosts": config.hosts,
+            "budget": config.budget.as_dict(),
+            "fits": budget_math.fits(config.budget, config.embedded_limits()),
+            "refused": self.refused,
+            "runs": [],
+        }
+
+
+def _cell(base: RunConfig, *, pool_kind: str, workers: int, max_size: int) -> Cell:
+    try:
+        config = RunConfig(**{**base.model_dump(), "pool_kind": pool_kind, "workers": workers, "max_size": max_size})
+    except ValidationError as exc:
+        raise Refused(describe_error(exc)) from None
+    limits = config.embedded_limits()
+    if budget_math.fits(config.budget, limits) or config.allow_overcommit:
+        return Cell(config)
+    return Cell(config, refused=f"over budget: {budget_math.explain(config.budget, limits)}")
+
+
+def plan_cells(base: RunConfig, *, pool_kinds: list[str], workers: list[int], max_sizes: list[int]) -> list[Cell]:
+    """Every cell, validated before anything starts; cells over budget are marked refused."""
+    if base.dsn is not None:
+        raise Refused("--dsn: a sweep needs a fresh embedded server per cell")
+    return [
+        _cell(base, pool_kind=kind, workers=w, max_size=m)
+        for kind in pool_kinds
+        for w in workers
+        for m in max_sizes
+    ]
+
+
+class Sweep:
+    """Runs every cell that fits, `repeat` times; `run()` returns the exit code."""
+
+    def __init__(
+        self,
+        cells: list[Cell],
+        *,
+        repeat: int = 1,
+        criteria: Criteria,
+        echo: Callable[[str], None] = print,
+    ) -> None:
+        if repeat < 1:
+            raise ValueError(f"--repeat must be at least 1, got {repeat}")
+        self.cells = cells
+        self.runnable = [cell for cell in cells if cell.refused is None]
+        if not self.runnable:
+            raise Refused(f"refused: no cell fits; {cells[0].refused}; pass --allow-overcommit to run them")
+        self.repeat = repeat
+        self.criteria = criteria
+        self.echo = echo
+        self.limits: ServerLimits = preflight(self.runnable[0].config)
+        self.base = self.runnable[0].config
+        self.sweep_dir: Path | None = None
+        self.plan: dict[str, Any] = {}
+
+    def run(self) -> int:
+        self.sweep_dir = unique_dir(self.base.results_dir / f"sweep-{utc_stamp()}")
+        self._start_plan()
+        started = time.monotonic()
+        status = self._run_rounds()
+        self.plan["wall_s"] = round(time.monotonic() - started, 1)
+        return self._finish(status)
+
+    def _run_rounds(self) -> str:
+        # Rounds, not a cell's repeats back to back: a noisy minute then hits many cells once.
+        try:
+            for round_number in range(1, self.repeat + 1):
+                for cell in self.runnable:
+                    if self._run_cell(cell, round_number=round_number) == EXIT_INTERRUPTED:
+                        return INTERRUPTED
+        except KeyboardInterrupt:  # between two runs; during one the runner stops it and says so
+            return INTERRUPTED
+        return FINISHED
+
+    def _run_cell(self, cell: Cell, *, round_number: int) -> int:
+        assert self.sweep_dir is not None
+        done = sum(len(c["runs"]) for c in self.plan["cells"])
+        tag = f"[{done + 1}/{len(self.runnable) * self.repeat} {cell.key}]"
+        runner = Runner(
+            cell.config.model_copy(update={"results_dir": self.sweep_dir}),
+            limits=self.limits,
+            echo=lambda line: self.echo(f"{tag} {line}"),
+        )
+        started = time.monotonic()
+        code = runner.run()
+        if runner.run_dir is not None:
+            self._cell_record(cell)["runs"].append(
+                {"run_dir": runner.run_dir.name, "round": round_number, "exit_code": code,
+                 "wall_s": round(time.monotonic() - started, 1)}
+            )
+            self._write_plan()
+        return code
+
+    def _cell_record(self, cell: Cell) -> dict[str, Any]:
+        return next(record for record in self.plan["cells"] if record["key"] == cell.key)
+
+    def _start_plan(self) -> None:
+        assert self.sweep_dir is not None
+        base = self.base
+        self.plan = {
+            "sweep_id": self.sweep_dir.name,
+            "status": "running",
+            "started_at": now_iso(),
+            "ended_at": None,
+            "argv": [Redactor()(arg) for arg in sys.argv],
+            "repeat": self.repeat,
+            "criteria": self.criteria.as_dict(),
+            "limits": self.limits.as_dict(),
+            "other_clients": base.other_clients,
+            "axes": {
+                name: sorted({getattr(cell.config, name) for cell in self.cells})
+                for name in ("pool_kind", "workers", "max_size")
+            },
+            "settings": base.public(),
+            "host": host_info(),
+            "versions": versions(),
+            "cells": [cell.record() for cell in self.cells],
+        }
+        self._write_plan()
+
+    def _write_plan(self) -> None:
+        assert self.sweep_dir is not None
+        write_json(self.sweep_dir / SWEEP_JSON, json.loads(Redactor()(json.dumps(self.plan))))
+
+    def _finish(self, status: str) -> int:
+        assert self.sweep_dir is not None
+        self.plan.update(status=status, ended_at=now_iso())
+        self._write_plan()
+        summary = summarize_sweep(self.sweep_dir)
+        write_json(self.sweep_dir / SWEEP_SUMMARY, summary)
+        write_csv(self.sweep_dir / SWEEP_CSV, summary)
+        write_report(self.sweep_dir, summary)
+        self._print(summary)
+        if status == INTERRUPTED:
+            return EXIT_INTERRUPTED
+        return EXIT_PASS if summary["recommendation"]["cell"] else EXIT_FAIL
+
+    def _print(self, summary: dict[str, Any]) -> None:
+        assert self.sweep_dir is not None
+        self.echo(table_text(summary))
+        choice = summary["recommendation"]
+        if choice["cell"]:
+            self.echo(f"recommended: {cell_name(choice)}")
+        else:
+            self.echo("recommended: none")
+        for reason in choice["reasons"]:
+            self.echo(f"  - {reason}")
+        for key, why in choice["excluded"].items():
+            self.echo(f"  left out {key}: {'; '.join(why)}")
+        self.echo(f"table {self.sweep_dir / SWEEP_CSV}, page {self.sweep_dir / SWEEP_HTML}")
+        self.echo(f"sweep took {self.plan['wall_s']:g} s")
+        self.echo(str(self.sweep_dir))
