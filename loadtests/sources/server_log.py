@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from loadtests.errors import LogTimezoneError
+from loadtests.run_folder import SERVER_LOG_DIR
 
 logger = logging.getLogger("poolcheck.server_log")
 
@@ -285,7 +286,7 @@ def _copy_csvlog(text: Iterable[str], out: TextIO, keep: Callable[[Record | None
 def find_log(run_dir: Path) -> Path | None:
     """The server log a run folder holds, if any."""
     for name in LOG_NAMES.values():
-        path = run_dir / "postgres" / name
+        path = run_dir / SERVER_LOG_DIR / name
         if path.exists() and path.stat().st_size > 0:
             return path
     return None
