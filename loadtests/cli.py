@@ -15,13 +15,8 @@ from app.settings import APP_PATTERNS
 
 from loadtests.budget import ServerLimits
 from loadtests.config import RunConfig, describe_error
+from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_REFUSED, BadInput, Refused
 from loadtests.redact import redact_dsn
-
-EXIT_BAD_INPUT = 2
-
-
-class BadInput(click.ClickException):
-    exit_code = EXIT_BAD_INPUT
 
 
 def _read_config_file(path: Path | None) -> dict[str, Any]:
@@ -144,7 +139,8 @@ def run(**options: Any) -> None:
 
     Exit codes: 0 pass, 1 fail, 2 refused or bad input, 130 interrupted.
     """
-    from loadtests.run.runner import Refused, Runner, preflight
+    from loadtests.run.preflight import preflight
+    from loadtests.run.runner import Runner
 
     config = _config(**options)
     try:
@@ -168,13 +164,13 @@ def summarize(run_dir: Path) -> None:
 
 def _budget_limits(dsn: str | None, **given: int | None) -> ServerLimits:
     """The server's limits: read from `dsn` (read-only), else the options, with PostgreSQL's defaults."""
-    from loadtests.run.runner import Refused, read_limits
+    from loadtests.run.preflight import read_server_limits
 
     if dsn is not None:
         if any(value is not None for value in given.values()):
             raise BadInput("--dsn reads max_connections and the reserved settings from the server; give one or the other")
         try:
-            return read_limits(dsn)[0]
+            return read_server_limits(dsn)[0]
         except Refused as exc:
             raise BadInput(str(exc)) from None
     if given["max_connections"] is None:
@@ -216,7 +212,7 @@ def budget_command(
         click.echo(f"limits read from {redact_dsn(dsn)}")
     for line in describe(plan, server):
         click.echo(line)
-    sys.exit(0 if fits(plan, server) else 1)
+    sys.exit(EXIT_PASS if fits(plan, server) else EXIT_FAIL)
 
 
 _SWEPT = ("workers", "max_size", "pool_kind", "duration", "dsn")
@@ -243,7 +239,6 @@ def sweep(
     1 none qualifies, 2 refused or bad input, 130 interrupted.
     """
     from loadtests.sweep.recommend import Criteria
-    from loadtests.run.runner import Refused
     from loadtests.sweep.runner import Sweep, parse_list, plan_cells
 
     try:
@@ -277,10 +272,10 @@ def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report(run_dir: Path) -> None:
     """Write RUN_DIR/report.html again from the run folder's data alone."""
-    from loadtests.present.report import write_report
+    from loadtests.present.report import write_run_report
 
     (folder,) = _run_folders((run_dir,))
-    click.echo(str(write_report(folder)))
+    click.echo(str(write_run_report(folder)))
 
 
 @cli.command()
@@ -308,7 +303,6 @@ def scenario(names: tuple[str, ...], results_dir: Path) -> None:
     scenario.json and scenario.txt. Exit codes: 0 every failure detected and its fix clean, 1 not,
     2 bad input, 130 interrupted.
     """
-    from loadtests.run.runner import Refused
     from loadtests.scenarios.runner import choose, plan_runs, run_scenarios
 
     try:
@@ -327,12 +321,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except click.UsageError as exc:
         click.echo(f"poolcheck: error: {redact_dsn(exc.format_message())}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(EXIT_REFUSED)
     except click.ClickException as exc:
         click.echo(f"poolcheck: error: {redact_dsn(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":
