@@ -111,10 +111,12 @@ class RunFolder:
 
     @cached_property
     def pool_stats(self) -> list[dict[str, Any]]:
+        """pool_stats.csv: every worker's pool figures per scrape (loadtests/sources/pool_stats.py)."""
         return read_pool_stats(self.file(POOL_STATS_CSV))
 
     @cached_property
     def workers(self) -> list[dict[str, Any]]:
+        """workers.csv: whether each worker pid named by a connection was alive, per scrape."""
         return read_workers(self.file(WORKERS_CSV))
 
     @cached_property
@@ -140,6 +142,7 @@ class RunFolder:
 
     @cached_property
     def locust_failures(self) -> list[dict[str, str]]:
+        """locust_failures.csv: one row per endpoint and failure message, with its occurrences."""
         return _csv_rows(self.file(LOCUST_FAILURES_CSV))
 
     @cached_property
@@ -149,10 +152,12 @@ class RunFolder:
 
     @cached_property
     def failures_by_second(self) -> list[dict[str, str]]:
+        """The failures of each class per second, as the locustfile counted them (loadtests/load/records.py)."""
         return _csv_rows(self.file(FAILURES_BY_SECOND_CSV))
 
     @cached_property
     def fault_events(self) -> list[dict[str, Any]]:
+        """faults.jsonl: one event per `--fault` injected (loadtests/faults.py)."""
         return read_events(self.file(FAULTS_JSONL))
 
     # -- the two clocks of a run ---------------------------------------------------
