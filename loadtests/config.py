@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -10,15 +12,66 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.settings import APP_PATTERNS, check_pattern_pool_kind
 
-from loadtests.sources.attribution import WatchFilter, parse_watch_filter
 from loadtests.budget import Budget, ServerLimits
-from loadtests.run.locust_options import MasterBind, parse_bind
 from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
 from loadtests.redact import redact_dsn
 from loadtests.shapes import Stage, burst_stages
-from loadtests.run.own_app import check_locustfile, check_target_url
+from loadtests.sources.attribution import WatchFilter, parse_watch_filter
 
 COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
+LOOPBACK = "127.0.0.1"
+_ANY_ADDRESS = ("0.0.0.0", "::", "*")
+
+
+@dataclass(frozen=True)
+class MasterBind:
+    """Where the Locust master listens for its workers."""
+
+    host: str
+    port: int
+
+    @property
+    def local_host(self) -> str:
+        """The address local workers dial: a master on every address is reachable on loopback."""
+        return LOOPBACK if self.host in _ANY_ADDRESS else self.host
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_bind(text: str) -> MasterBind:
+    """`HOST:PORT` (or `[IPv6]:PORT`) into a MasterBind; ValueError says what is wrong."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host:
+        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:5557")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535, got {port!r}")
+    return MasterBind(host, int(port))
+
+
+def _check_target_url(url: str) -> str:
+    """The base URL without a trailing slash; ValueError says what is wrong."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("expected an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
+    if parts.query or parts.fragment:
+        raise ValueError("give the app's base URL, without a query or fragment")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError("the URL's port is not a number from 1 to 65535") from None
+    return url.strip().rstrip("/")
+
+
+def _check_locustfile(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError("no such file")
+    if path.suffix != ".py":
+        raise ValueError("expected a Python file (.py)")
+    return path.resolve()
 
 
 class RunConfig(BaseModel):
@@ -121,7 +174,7 @@ class RunConfig(BaseModel):
     @field_validator("target_url")
     @classmethod
     def _valid_target_url(cls, url: str | None) -> str | None:
-        return None if url is None else check_target_url(url)
+        return None if url is None else _check_target_url(url)
 
     @field_validator("watch_filter")
     @classmethod
@@ -132,7 +185,7 @@ class RunConfig(BaseModel):
     @field_validator("locustfile")
     @classmethod
     def _valid_locustfile(cls, path: Path | None) -> Path | None:
-        return None if path is None else check_locustfile(path)
+        return None if path is None else _check_locustfile(path)
 
     @field_validator("locust_master_bind")
     @classmethod

@@ -6,13 +6,12 @@ import pytest
 
 from loadtests.budget import Budget, ServerLimits, explain
 from loadtests.cli import main
-from loadtests.config import RunConfig
+from loadtests.config import RunConfig, parse_bind
 from loadtests.run.locust_options import (
     BUNDLED_LOCUSTFILE,
     SHAPE_ONLY_LOCUSTFILE,
     locustfile_argument,
     master_options,
-    parse_bind,
     worker_argv,
 )
 

@@ -10,41 +10,13 @@ set of statistics on one timeline whatever the number of workers.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from loadtests.config import MasterBind
+
 BUNDLED_LOCUSTFILE = Path(__file__).resolve().parents[1] / "load" / "locustfile.py"
 # The burst shape and the harness's Locust options, without the sample app's users.
 SHAPE_ONLY_LOCUSTFILE = Path(__file__).resolve().parents[1] / "load" / "burst_shape.py"
-_ANY_ADDRESS = ("0.0.0.0", "::", "*")
-
-
-@dataclass(frozen=True)
-class MasterBind:
-    """Where the Locust master listens for its workers."""
-
-    host: str
-    port: int
-
-    @property
-    def local_host(self) -> str:
-        """The address local workers dial: a master on every address is reachable on loopback."""
-        return LOOPBACK if self.host in _ANY_ADDRESS else self.host
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_bind(text: str) -> MasterBind:
-    """`HOST:PORT` (or `[IPv6]:PORT`) into a MasterBind; ValueError says what is wrong."""
-    host, sep, port = text.strip().rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host:
-        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:5557")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"the port must be a number from 1 to 65535, got {port!r}")
-    return MasterBind(host, int(port))
 
 
 def locustfile_argument(custom: Path | None) -> str:

@@ -6,9 +6,9 @@ import signal
 import sys
 from pathlib import Path
 
-from loadtests.config import RunConfig
+from loadtests.config import LOOPBACK, MasterBind, RunConfig
 from loadtests.run.embedded_server import free_port
-from loadtests.run.locust_options import LOOPBACK, MasterBind, locustfile_argument, master_options, worker_argv
+from loadtests.run.locust_options import locustfile_argument, master_options, worker_argv
 from loadtests.run.processes import ManagedProcess, child_env
 from loadtests.run.signals import Stop
 from loadtests.run_folder import LOCUST_HISTORY_CSV, LOCUST_PREFIX
