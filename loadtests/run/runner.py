@@ -98,6 +98,7 @@ class Runner:
         config, stop = self.config, self.stop
 
         def start(role: str, process: ManagedProcess) -> ManagedProcess:
+            """Start a child into the stack and put its pid on record before the next one starts."""
             stack.enter_context(process)
             manifest.track(role, process)
             return process
@@ -110,15 +111,7 @@ class Runner:
             manifest.data["app_urls"] = app_urls
             prefix = app_prefix(manifest.data["app_name"])
             start("scraper", samplers.scraper(config, app_urls=app_urls, app_prefix=prefix, run_dir=run_dir, stop=stop))
-            bind = locust_stack.master_bind(config)
-            if bind is not None:
-                for worker in locust_stack.local_workers(config, bind=bind, run_dir=run_dir, stop=stop):
-                    start("locust-worker", worker)
-            locust = start(
-                "locust", locust_stack.locust_master(config, bind=bind, app_urls=app_urls, run_dir=run_dir, stop=stop)
-            )
-            if config.web_ui:
-                self.echo(f"Locust web UI: http://127.0.0.1:{config.web_port} (Database tab; live chart at /poolcheck)")
+            locust = self._start_locust(start, app_urls=app_urls, run_dir=run_dir)
             manifest.update(load_started_at=now_iso())
             targets = FaultTargets(
                 server_dsn=database.server_dsn,
@@ -129,6 +122,21 @@ class Runner:
                 locust, config=config, limits=self.limits, run_dir=run_dir, stop=stop, echo=self.echo, targets=targets
             )
             manifest.update(load_ended_at=now_iso())
+
+    def _start_locust(
+        self, start: Callable[[str, ManagedProcess], ManagedProcess], *, app_urls: list[str], run_dir: Path
+    ) -> ManagedProcess:
+        """Local Locust workers first (they wait for their master), then the Locust that drives the shape."""
+        config, stop = self.config, self.stop
+        bind = locust_stack.master_bind(config)
+        if bind is not None:
+            for worker in locust_stack.local_workers(config, bind=bind, run_dir=run_dir, stop=stop):
+                start("locust-worker", worker)
+        master = locust_stack.locust_master(config, bind=bind, app_urls=app_urls, run_dir=run_dir, stop=stop)
+        locust = start("locust", master)
+        if config.web_ui:
+            self.echo(f"Locust web UI: http://127.0.0.1:{config.web_port} (Database tab; live chart at /poolcheck)")
+        return locust
 
     def _database(self, stack: ExitStack, run_dir: Path, manifest: Manifest) -> _Database:
         """The --dsn server, only read; else a fresh embedded server, stopped last."""

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.config import RunConfig
-from loadtests.run_folder import SUMMARY, now_iso, read_json, unique_dir, utc_stamp, write_json
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS
 from loadtests.run.preflight import preflight
 from loadtests.run.runner import Runner
+from loadtests.run_folder import SUMMARY, now_iso, read_json, unique_dir, utc_stamp, write_json
 from loadtests.scenarios.catalog import FAULTY, FIXED, HALVES, Finding, Scenario, find
 
 logger = logging.getLogger("poolcheck.scenario_runner")

@@ -21,13 +21,13 @@ from pydantic import ValidationError
 from loadtests import budget as budget_math
 from loadtests.budget import ServerLimits
 from loadtests.config import RunConfig, describe_error
-from loadtests.sweep.recommend import Criteria, cell_name
-from loadtests.redact import Redactor
-from loadtests.run_folder import host_info, now_iso, unique_dir, utc_stamp, versions, write_json
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, Refused
+from loadtests.redact import Redactor
 from loadtests.run.preflight import preflight
 from loadtests.run.runner import Runner
+from loadtests.run_folder import host_info, now_iso, unique_dir, utc_stamp, versions, write_json
 from loadtests.sweep.page import SWEEP_HTML, write_sweep_page
+from loadtests.sweep.recommend import Criteria, cell_name
 from loadtests.sweep.table import SWEEP_CSV, SWEEP_JSON, SWEEP_SUMMARY, cell_key, summarize_sweep, table_text, write_csv
 
 logger = logging.getLogger("poolcheck.sweep")
