@@ -15,7 +15,7 @@ from app.settings import APP_PATTERNS, check_pattern_pool_kind
 from loadtests.budget import Budget, ServerLimits
 from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
 from loadtests.redact import redact_dsn
-from loadtests.shapes import Stage, burst_stages
+from loadtests.shapes import DEFAULT_LOAD, Stage, burst_stages
 from loadtests.sources.attribution import WatchFilter, parse_watch_filter
 
 COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
@@ -100,13 +100,13 @@ class RunConfig(BaseModel):
     server_settings: dict[str, str] = Field(default_factory=dict)
 
     # Load
-    duration: float = Field(60.0, gt=0, le=24 * 3600)
-    baseline_users: int = Field(2, ge=0, le=10_000)
-    burst_users: int = Field(32, ge=1, le=10_000)
-    burst_seconds: float = Field(8.0, gt=0)
-    quiet_seconds: float = Field(12.0, gt=0)
-    cycles: int = Field(0, ge=0, description="bursts to run; 0 runs as many as fit in --duration")
-    hold_ms: int = Field(150, ge=0, le=10_000)
+    duration: float = Field(DEFAULT_LOAD.total_seconds, gt=0, le=24 * 3600)
+    baseline_users: int = Field(DEFAULT_LOAD.baseline_users, ge=0, le=10_000)
+    burst_users: int = Field(DEFAULT_LOAD.burst_users, ge=1, le=10_000)
+    burst_seconds: float = Field(DEFAULT_LOAD.burst_seconds, gt=0)
+    quiet_seconds: float = Field(DEFAULT_LOAD.quiet_seconds, gt=0)
+    cycles: int = Field(DEFAULT_LOAD.cycles, ge=0, description="bursts to run; 0 runs as many as fit in --duration")
+    hold_ms: int = Field(DEFAULT_LOAD.hold_ms, ge=0, le=10_000)
 
     # Harness
     sample_interval: float = Field(0.1, ge=0.01, le=60)

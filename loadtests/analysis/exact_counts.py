@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.analysis.folder import RunFolder
-from loadtests.run_folder import CONNECTIONS_EXACT_CSV, SERVER_LOG_DIR, epoch, iso_time
+from loadtests.run_folder import CONNECTIONS_EXACT_CSV, EMBEDDED_SUPERUSER, SERVER_LOG_DIR, epoch, iso_time
 from loadtests.sources.server_log import REFUSAL_MARKERS, Refusal, Session, copy_window, counts_over_time, peak
 
 logger = logging.getLogger("poolcheck.exact")
 
 EXACT_COLUMNS = ("timestamp", "elapsed_s", "connections", "app_connections", "event", "application_name", "backend_pid")
 HARNESS_APPLICATIONS = ("poolcheck-collector",)
-EMBEDDED_SUPERUSER = "postgres"  # the embedded server's set-up role (loadtests/run/embedded_server.py)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from loadtests.failure_classes import failure_name
 from loadtests.live import web_ui as live_ui
 from loadtests.load import records as load_record
-from loadtests.shapes import Stage, burst_stages, stage_at
+from loadtests.shapes import DEFAULT_LOAD, Stage, burst_stages, stage_at
 
 _host_cycle: itertools.cycle | None = None
 
@@ -29,13 +29,13 @@ locust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 1
 def _options(parser) -> None:
     group = parser.add_argument_group("poolcheck")
     group.add_argument("--target-hosts", default="", help="comma-separated base URLs of app instances")
-    group.add_argument("--hold-ms", type=int, default=150, help="ms each /items/hold request holds its connection")
-    group.add_argument("--total-seconds", type=float, default=60)
-    group.add_argument("--baseline-users", type=int, default=2)
-    group.add_argument("--burst-users", type=int, default=32)
-    group.add_argument("--burst-seconds", type=float, default=8)
-    group.add_argument("--quiet-seconds", type=float, default=12)
-    group.add_argument("--cycles", type=int, default=0)
+    group.add_argument("--hold-ms", type=int, default=DEFAULT_LOAD.hold_ms, help="ms each /items/hold request holds its connection")
+    group.add_argument("--total-seconds", type=float, default=DEFAULT_LOAD.total_seconds)
+    group.add_argument("--baseline-users", type=int, default=DEFAULT_LOAD.baseline_users)
+    group.add_argument("--burst-users", type=int, default=DEFAULT_LOAD.burst_users)
+    group.add_argument("--burst-seconds", type=float, default=DEFAULT_LOAD.burst_seconds)
+    group.add_argument("--quiet-seconds", type=float, default=DEFAULT_LOAD.quiet_seconds)
+    group.add_argument("--cycles", type=int, default=DEFAULT_LOAD.cycles)
 
 
 @events.init.add_listener

@@ -26,12 +26,12 @@ import psycopg
 from psycopg import sql
 
 from loadtests.run.processes import ManagedProcess
-from loadtests.run_folder import POSTGRES_DIR_TXT, SERVER_LOG_DIR
+from loadtests.run_folder import EMBEDDED_SUPERUSER, POSTGRES_DIR_TXT, SERVER_LOG_DIR
 
 logger = logging.getLogger("poolcheck.server")
 
 SYSTEM_USER = "poolcheck_pg"
-SUPERUSER = "postgres"
+SUPERUSER = EMBEDDED_SUPERUSER
 APP_ROLE = "app"
 DATABASE = "poolcheck"
 
