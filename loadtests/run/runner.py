@@ -49,6 +49,7 @@ from loadtests.present.report import write_report
 from loadtests.run_folder import (
     LOCUST_PREFIX,
     MANIFEST,
+    SCHEMA_VERSION,
     SUMMARY,
     host_info,
     new_run_dir,
@@ -520,6 +521,7 @@ class Runner:
         assert self.run_dir is not None
         config = self.config
         self.manifest = {
+            "schema_version": SCHEMA_VERSION,
             "run_id": self.run_dir.name,
             "status": "running",
             "started_at": now_iso(),
