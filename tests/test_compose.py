@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,14 @@ from loadtests.budget import Budget, ServerLimits, explain, fits
 from loadtests.cli import run as run_command
 from loadtests.config import COLLECTOR_CLIENTS, RunConfig
 
+from dockerfile import is_root, read_stages
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
-# The Compose Specification's JSON schema, kept in a folder beside the project.
-SCHEMA = ROOT.parent / "shared" / "compose-spec" / "compose-spec.json"
-PROJECT_IMAGE = "poolcheck:local"
+# The Compose Specification's JSON schema, kept in a folder beside the project, or wherever
+# COMPOSE_SPEC_SCHEMA names (a clone or a worktree elsewhere).
+SCHEMA = Path(os.environ.get("COMPOSE_SPEC_SCHEMA", ROOT.parent / "shared" / "compose-spec" / "compose-spec.json"))
 POSTGRES_IMAGE_VARIABLES = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
 
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}")
@@ -61,7 +64,8 @@ def compose(env_example: dict[str, str]) -> dict[str, Any]:
 
 
 def project_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in compose["services"].items() if s.get("image") == PROJECT_IMAGE}
+    """The services whose image is built from this project's Dockerfile."""
+    return {name: s for name, s in compose["services"].items() if "build" in s}
 
 
 def option(argv: list[str], name: str) -> str:
@@ -81,7 +85,7 @@ def postgres_settings(compose: dict[str, Any]) -> dict[str, str]:
 
 def test_compose_validates_against_the_compose_specification(compose):
     if not SCHEMA.is_file():
-        pytest.skip(f"the Compose Specification schema is not at {SCHEMA.relative_to(ROOT.parent)} beside the project")
+        pytest.skip(f"the Compose Specification schema is not at {SCHEMA} (set COMPOSE_SPEC_SCHEMA)")
     import jsonschema
 
     schema = json.loads(SCHEMA.read_text())
@@ -100,15 +104,18 @@ def test_every_variable_is_documented_with_the_same_default(env_example):
 def test_files_it_names_exist(compose):
     for name, service in compose["services"].items():
         if "build" in service:
-            assert (ROOT / service["build"] / "Dockerfile").is_file(), name
+            build = service["build"]
+            dockerfile = ROOT / build["context"] / build.get("dockerfile", "Dockerfile")
+            assert dockerfile.is_file(), name
+            assert build["target"] in read_stages(dockerfile), f"{name}: no stage {build['target']}"
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: {source}"
-    for line in (ROOT / "Dockerfile").read_text().splitlines():
-        if line.startswith("COPY "):
-            for source in line.split()[1:-1]:
-                assert (ROOT / source).exists(), line
+    for stage in read_stages(ROOT / "Dockerfile").values():
+        for copy in stage.arguments("COPY"):
+            for source in copy.split()[:-1]:
+                assert (ROOT / source).exists(), f"{stage.name}: COPY {copy}"
 
 
 def test_commands_are_the_projects_own(compose, monkeypatch):
@@ -177,3 +184,15 @@ def test_locust_workers_join_the_master_the_collector_runs(compose):
     assert int(option(harness, "--locust-remote-workers")) == int(services["locust-worker"]["deploy"]["replicas"])
     assert services["app"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["collector"]["depends_on"]["app"]["condition"] == "service_healthy"
+
+
+def test_every_service_runs_as_a_user_other_than_root(compose):
+    stages = read_stages(ROOT / "Dockerfile")
+    for name, service in compose["services"].items():
+        if "user" in service:
+            user = service["user"]
+        elif "build" in service:
+            user = stages[service["build"]["target"]].user(stages)
+        else:
+            user = "root"  # an image's own USER is unknown offline: the service must set one
+        assert not is_root(str(user)), f"{name} runs as {user}"

@@ -12,6 +12,7 @@ from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.sections import accounting_sections
 from loadtests.budget import ServerLimits
 from loadtests.failure_classes import error_class
+from loadtests.run_folder import SCHEMA_VERSION
 
 PASS, FAIL, INTERRUPTED, INCOMPLETE = "pass", "fail", "interrupted", "incomplete"
 _WORKER_APP = re.compile(r":(\d+)$")
@@ -184,6 +185,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         verdict = FAIL
         reasons = [f"the run broke off: {manifest.get('error', 'unknown error')}", *reasons]
     return {
+        "schema_version": SCHEMA_VERSION,
         "run_id": manifest["run_id"],
         "verdict": verdict,
         "reasons": reasons,

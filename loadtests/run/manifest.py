@@ -17,7 +17,7 @@ from loadtests.config import RunConfig
 from loadtests.redact import Redactor
 from loadtests.run.app_hosts import APP_NAME
 from loadtests.run.processes import ManagedProcess, start_time
-from loadtests.run_folder import MANIFEST, host_info, now_iso, versions, write_json
+from loadtests.run_folder import MANIFEST, SCHEMA_VERSION, host_info, now_iso, versions, write_json
 from loadtests.shapes import phases
 
 
@@ -28,6 +28,7 @@ class Manifest:
         self.path = run_dir / MANIFEST
         self.redact = redact
         self.data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
             "run_id": run_dir.name,
             "status": "running",
             "started_at": now_iso(),
