@@ -91,13 +91,13 @@ def test_sqlalchemy_errors_are_classified():
         ("run", ["--pool-kind", "sqlalchemy", "--pool-size", "0"], "--pool-size"),
         ("run", ["--pool-kind", "sqlalchemy", "--max-overflow", "-1"], "--max-overflow"),
         ("run", ["--pool-kind", "sqlalchemy", "--max-overflow", "5000"], "--max-overflow"),
-        ("run", ["--pool-kind", "sqlalchemy", "--pool-size", "2", "--max-size", "8"], "--max-size"),
+        ("run", ["--pool-kind", "sqlalchemy", "--workers", "1", "--pool-size", "2", "--max-size", "8"], "not --max-size"),
         ("run", ["--pool-size", "2"], "--pool-kind sqlalchemy"),
         ("run", ["--pool-kind", "sqlalchemy", "--workers", "4"], "--allow-overcommit"),  # 4 x (5 + 10) > 37
         ("budget", ["--workers", "4", "--pool-size", "-1", "--max-connections", "400"], "--pool-size"),
         ("budget", ["--workers", "4", "--max-overflow", "-3", "--max-connections", "400"], "--max-overflow"),
         ("budget", ["--workers", "4", "--max-overflow", "5000", "--max-connections", "400"], "--max-overflow"),
-        ("budget", ["--workers", "4", "--pool-size", "5", "--max-size", "8", "--max-connections", "400"], "--max-size"),
+        ("budget", ["--workers", "4", "--pool-size", "5", "--max-size", "8", "--max-connections", "400"], "not --max-size"),
         ("budget", ["--workers", "4", "--max-connections", "400"], "--pool-size"),
     ],
 )
