@@ -87,7 +87,7 @@ def _tracking(base: type, tracker: RefusalTracker) -> type:
     return _Tracked
 
 
-def _configure_sql(settings: Settings) -> str:
+def configure_sql(settings: Settings) -> str:
     return f"SET statement_timeout = {int(settings.STATEMENT_TIMEOUT_MS)}; SET TIME ZONE 'UTC'"
 
 
@@ -107,7 +107,7 @@ def _pool_arguments(settings: Settings) -> dict[str, Any]:
 
 
 def make_async_pool(settings: Settings, tracker: RefusalTracker) -> AsyncConnectionPool:
-    statement = _configure_sql(settings)
+    statement = configure_sql(settings)
 
     async def configure(conn: AsyncConnection) -> None:
         await conn.execute(statement)
@@ -121,7 +121,7 @@ def make_async_pool(settings: Settings, tracker: RefusalTracker) -> AsyncConnect
 
 
 def make_sync_pool(settings: Settings, tracker: RefusalTracker) -> ConnectionPool:
-    statement = _configure_sql(settings)
+    statement = configure_sql(settings)
 
     def configure(conn: Connection) -> None:
         conn.execute(statement)

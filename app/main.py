@@ -1,4 +1,4 @@
-"""The sample system under test: FastAPI with one psycopg pool per worker.
+"""The sample system under test: FastAPI with one pool per worker (psycopg, asyncpg or a SQLAlchemy engine).
 
 Run it as gunicorn's factory: `gunicorn -c app/gunicorn.conf.py 'app.main:create_app()'`.
 """
@@ -19,6 +19,7 @@ from .errors import RefusalTracker, install_error_handlers
 from .metrics import PoolTelemetry
 from .routes import health, items, metrics
 from .settings import Settings
+from .sqlalchemy_pool import SqlalchemyPool, SqlalchemySession, install_sqlalchemy_error_handlers, sqlalchemy_session
 
 logger = logging.getLogger("poolcheck.app")
 
@@ -53,7 +54,16 @@ async def _open_asyncpg(app: FastAPI, settings: Settings) -> None:
         await db.create_schema(AsyncpgSession(conn))
 
 
-_OPENERS = {"async": _open_async, "sync": _open_sync, "asyncpg": _open_asyncpg}
+async def _open_sqlalchemy(app: FastAPI, settings: Settings) -> None:
+    pool = SqlalchemyPool(settings, app.state.refusals)
+    pool.open()
+    app.state.pool = pool
+    # The first connection, and the server's answer, come here rather than at the first request.
+    async with pool.connection(timeout=settings.POOL_TIMEOUT * 2) as conn:
+        await db.create_schema(SqlalchemySession(conn))
+
+
+_OPENERS = {"async": _open_async, "sync": _open_sync, "asyncpg": _open_asyncpg, "sqlalchemy": _open_sqlalchemy}
 
 
 @asynccontextmanager
@@ -61,7 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if getattr(app.state, "pool", None) is None:  # an anti-pattern may have opened one (app/antipatterns.py)
         await _OPENERS[settings.POOL_KIND](app, settings)
-    logger.info("pool %s open: min %d max %d", db.application_name(settings), settings.POOL_MIN_SIZE, settings.POOL_MAX_SIZE)
+    pool = app.state.pool
+    logger.info("pool %s open: min %d max %d", db.application_name(settings), pool.min_size, pool.max_size)
     app.state.telemetry = PoolTelemetry(app.state.pool)
     app.state.telemetry.start()
     try:
@@ -70,7 +81,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.telemetry.stop()
         # Closed at worker exit: otherwise its connections stay on the server
         # until the server notices the dead socket.
-        pool = app.state.pool
         if not antipatterns.closes_pool_at_exit(settings):
             logger.warning("pool %s left open at exit (APP_PATTERN=%s)", db.application_name(settings), settings.APP_PATTERN)
         else:
@@ -92,6 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.POOL_KIND == "asyncpg":
         app.dependency_overrides[async_session] = asyncpg_session
         install_asyncpg_error_handlers(app)
+    if settings.POOL_KIND == "sqlalchemy":
+        app.dependency_overrides[async_session] = sqlalchemy_session
+        install_sqlalchemy_error_handlers(app)
     install_error_handlers(app)
     antipatterns.install(app, settings)  # "default": nothing; before the app's routes, which it may shadow
     app.include_router(items.router)

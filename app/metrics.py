@@ -1,4 +1,4 @@
-"""Each worker's pool telemetry as Prometheus gauges: psycopg_pool's stats and event-loop lag.
+"""Each worker's pool telemetry as Prometheus gauges: psycopg_pool's stats (or their equivalents) and event-loop lag.
 
 gunicorn runs one pool per worker process, so a scrape that reaches one
 worker must still show them all. prometheus_client's multiprocess mode does
@@ -28,8 +28,10 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 POOL_PREFIX = "psycopg_pool_"
 LOOP_LAG = "poolcheck_event_loop_lag_seconds"
 
-# psycopg_pool's get_stats() keys; counters appear only once they are non-zero, so absent means 0.
-POOL_GAUGES = ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting")
+# psycopg_pool's get_stats() keys, which every pool kind answers (app/asyncpg_pool.py, app/sqlalchemy_pool.py);
+# counters appear only once they are non-zero, so absent means 0. `overflow` is SQLAlchemy's QueuePool's:
+# connections open beyond its pool_size; a pool without an overflow has none.
+POOL_GAUGES = ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting", "overflow")
 POOL_COUNTERS = (
     "requests_num",
     "requests_queued",
@@ -114,4 +116,6 @@ class PoolTelemetry:
 
 def _help(name: str) -> str:
     kind = "gauge" if name in POOL_GAUGES else "counter since the pool opened"
+    if name == "overflow":
+        return f"connections open beyond SQLAlchemy QueuePool's pool_size; 0 for other pools ({kind})"
     return f"psycopg_pool get_stats() {name} ({kind})"

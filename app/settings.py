@@ -26,9 +26,12 @@ class Settings(BaseSettings):
     DATABASE_URL: str = Field(description="libpq URL or key=value string of the database")
     APP_NAME: str = Field("poolcheck-app", max_length=40, description="prefix of application_name")
 
-    POOL_KIND: Literal["async", "sync", "asyncpg"] = "async"
+    POOL_KIND: Literal["async", "sync", "asyncpg", "sqlalchemy"] = "async"
     POOL_MIN_SIZE: int = Field(1, ge=0)
-    POOL_MAX_SIZE: int = Field(8, ge=1)
+    POOL_MAX_SIZE: int = Field(8, ge=1, description="most connections one pool may hold; for sqlalchemy pool_size + max_overflow")
+    POOL_MAX_OVERFLOW: int = Field(
+        0, ge=0, description="sqlalchemy only: how many of POOL_MAX_SIZE are overflow; pool_size is the rest"
+    )
     POOL_MAX_IDLE: float = Field(600.0, gt=0, description="seconds before an unused connection is closed")
     POOL_MAX_LIFETIME: float = Field(3600.0, gt=0, description="seconds before a connection is recycled")
     POOL_TIMEOUT: float = Field(5.0, gt=0, description="seconds a request waits for a connection")
@@ -47,6 +50,17 @@ class Settings(BaseSettings):
         if self.POOL_MIN_SIZE > self.POOL_MAX_SIZE:
             raise ValueError(
                 f"POOL_MIN_SIZE ({self.POOL_MIN_SIZE}) must not exceed POOL_MAX_SIZE ({self.POOL_MAX_SIZE})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _overflow_within_max(self) -> "Settings":
+        if self.POOL_MAX_OVERFLOW and self.POOL_KIND != "sqlalchemy":
+            raise ValueError(f"POOL_MAX_OVERFLOW: only SQLAlchemy's pool has an overflow, not POOL_KIND {self.POOL_KIND}")
+        if self.POOL_MAX_OVERFLOW >= self.POOL_MAX_SIZE:
+            raise ValueError(
+                f"POOL_MAX_OVERFLOW ({self.POOL_MAX_OVERFLOW}) must be below POOL_MAX_SIZE ({self.POOL_MAX_SIZE}):"
+                " pool_size is the difference and must be at least 1"
             )
         return self
 

@@ -1,4 +1,9 @@
-"""Connection budget arithmetic: does `hosts x workers x pools x max_size` fit the server?"""
+"""Connection budget arithmetic: does `hosts x workers x pools x max_size` fit the server?
+
+Each pool counts at the most connections it may hold: `max_size` for a
+psycopg or asyncpg pool, `pool_size + max_overflow` for a SQLAlchemy engine
+(its QueuePool opens the overflow when requests find no free connection).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,26 @@ class Budget:
     extra_clients: int = 0
     # An app of your own may size its pools differently (say 4, 4 and 10): their sum counts.
     pool_sizes: tuple[int, ...] = ()
+    # SQLAlchemy engines: how many of max_size are overflow; None for pools without one.
+    max_overflow: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_overflow is not None and not 0 <= self.max_overflow < self.max_size:
+            raise ValueError(f"max_overflow ({self.max_overflow}) must be in [0, max_size {self.max_size}): pool_size >= 1")
+
+    @classmethod
+    def for_engines(cls, *, pool_size: int, max_overflow: int, **rest: int) -> "Budget":
+        """SQLAlchemy engines of `pool_size + max_overflow` connections each."""
+        return cls(max_size=pool_size + max_overflow, max_overflow=max_overflow, **rest)
+
+    @property
+    def engines(self) -> bool:
+        return self.max_overflow is not None
+
+    @property
+    def pool_size(self) -> int:
+        """SQLAlchemy's pool_size: the connections an engine keeps; max_size for other pools."""
+        return self.max_size - (self.max_overflow or 0)
 
     @property
     def per_worker(self) -> int:
@@ -86,8 +111,8 @@ def explain(budget: Budget, limits: ServerLimits) -> str:
     if budget.pool_sizes:
         pools += f" x pools of {'+'.join(str(size) for size in budget.pool_sizes)}"
     else:
-        pools += f" x {budget.pools_per_worker} pools" if budget.pools_per_worker != 1 else ""
-        pools += f" x max_size {budget.max_size}"
+        pools += f" x {budget.pools_per_worker} {_pools(budget)}" if budget.pools_per_worker != 1 else ""
+        pools += f" x ({_sizes(budget)})" if budget.engines else f" x {_sizes(budget)}"
     verdict = "fits" if fits(budget, limits) else "does NOT fit"
     return (
         f"budget {pools} + {budget.extra_clients} extra = {budget.total}; "
@@ -114,21 +139,52 @@ def largest_hosts(budget: Budget, limits: ServerLimits, *, headroom_ratio: float
     return max((allowed(limits, headroom_ratio=headroom_ratio) - budget.extra_clients) // budget.per_host, 0)
 
 
+def largest_engines(budget: Budget, limits: ServerLimits) -> list[Budget]:
+    """The largest SQLAlchemy engines that fit: the budget's pool_size with more max_overflow, its
+    max_overflow with more pool_size, or pool_size alone when neither fits ([] if none)."""
+    cap = largest_max_size(budget, limits)
+    sizes = [(budget.pool_size, cap - budget.pool_size), (cap - budget.max_overflow, budget.max_overflow)]
+    fitting = [(size, overflow) for size, overflow in dict.fromkeys(sizes) if size >= 1 and overflow >= 0]
+    fitting = fitting or ([(cap, 0)] if cap >= 1 else [])
+    return [replace(budget, max_size=size + overflow, max_overflow=overflow) for size, overflow in fitting]
+
+
 def describe(budget: Budget, limits: ServerLimits) -> list[str]:
     """What `poolcheck budget` prints: the arithmetic, the headroom and the largest values that fit."""
-    pools = f"{budget.hosts} hosts x {budget.workers} workers x {budget.pools_per_worker} pools"
-    size = largest_max_size(budget, limits)
+    pools = f"{budget.hosts} hosts x {budget.workers} workers x {budget.pools_per_worker} {_pools(budget)}"
     workers = largest_workers(budget, limits)
     share = headroom(budget, limits) / limits.usable * 100 if limits.usable > 0 else 0.0
     return [
         explain(budget, limits),
         f"headroom: {headroom(budget, limits)} of {limits.usable} usable connections ({share:.1f} %)",
-        f"largest max_size per pool for {pools}: {size}" + _uses(replace(budget, max_size=max(size, 1)), size),
-        f"largest workers per host with max_size {budget.max_size}: {workers}"
+        _largest_size_line(budget, limits, pools),
+        f"largest workers per host with {_sizes(budget)}: {workers}"
         + _uses(replace(budget, workers=max(workers, 1)), workers),
-        f"largest hosts of {budget.workers} workers x {budget.pools_per_worker} pools x max_size {budget.max_size}:"
+        f"largest hosts of {budget.workers} workers x {budget.pools_per_worker} {_pools(budget)} x {_sizes(budget)}:"
         f" {largest_hosts(budget, limits)}",
     ]
+
+
+def _largest_size_line(budget: Budget, limits: ServerLimits, pools: str) -> str:
+    size = largest_max_size(budget, limits)
+    if not budget.engines:
+        return f"largest max_size per pool for {pools}: {size}" + _uses(replace(budget, max_size=max(size, 1)), size)
+    engines = largest_engines(budget, limits)
+    if not engines:
+        return f"largest engine for {pools}: none fits"
+    choices = " or ".join(_sizes(engine) for engine in engines)
+    return f"largest engine for {pools}: {size} connections, {choices} (total {engines[0].total})"
+
+
+def _pools(budget: Budget) -> str:
+    return "engines" if budget.engines else "pools"
+
+
+def _sizes(budget: Budget) -> str:
+    """Each pool's size in its own library's terms."""
+    if budget.engines:
+        return f"pool_size {budget.pool_size} + max_overflow {budget.max_overflow}"
+    return f"max_size {budget.max_size}"
 
 
 def _uses(budget: Budget, largest: int) -> str:

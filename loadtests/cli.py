@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from app.settings import APP_PATTERNS
 
-from loadtests.budget import ServerLimits
-from loadtests.config import RunConfig, describe_error
+from loadtests.budget import Budget, ServerLimits
+from loadtests.config import SQLALCHEMY, SQLALCHEMY_DEFAULTS, RunConfig, describe_error
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_REFUSED, BadInput, Refused
 from loadtests.redact import redact_dsn
 
@@ -113,8 +113,12 @@ def cli(verbose: bool) -> None:
 @_setting("--hosts", type=int, help="app instances, each a gunicorn with --workers workers")
 @_setting("--min-size", type=int, help="pool min_size per worker")
 @_setting("--max-size", type=int, help="pool max_size per worker")
-@_setting("--pool-kind", type=click.Choice(["async", "sync", "asyncpg"]),
-          help="psycopg AsyncConnectionPool, ConnectionPool, or an asyncpg pool")
+@_setting("--pool-kind", type=click.Choice(["async", "sync", "asyncpg", SQLALCHEMY]),
+          help="psycopg AsyncConnectionPool, ConnectionPool, an asyncpg pool, or a SQLAlchemy engine")
+@_setting("--pool-size", type=int,
+          help=f"SQLAlchemy pool_size per worker, instead of --max-size  [default: {SQLALCHEMY_DEFAULTS['pool_size']}, SQLAlchemy's]")
+@_setting("--max-overflow", type=int,
+          help=f"SQLAlchemy max_overflow per worker: connections beyond --pool-size  [default: {SQLALCHEMY_DEFAULTS['max_overflow']}, SQLAlchemy's]")
 @_setting("--pool-timeout", type=float, help="seconds a request waits for a connection")
 @_setting("--max-idle", type=float, help="pool max_idle seconds")
 @_setting("--max-lifetime", type=float, help="pool max_lifetime seconds")
@@ -225,10 +229,30 @@ def _budget_limits(dsn: str | None, **given: int | None) -> ServerLimits:
     return limits
 
 
+def _budget_plan(*, max_size: int | None, pool_size: int | None, max_overflow: int | None, **counts: int) -> Budget:
+    """A psycopg or asyncpg pool's max_size, or a SQLAlchemy engine's pool_size + max_overflow, never both."""
+    from loadtests.config import MAX_POOL
+
+    if pool_size is None and max_overflow is None:
+        if max_size is None:
+            raise BadInput("--max-size (psycopg, asyncpg) or --pool-size (SQLAlchemy): one is required")
+        return Budget(max_size=max_size, **counts)
+    if max_size is not None:
+        raise BadInput("--max-size: a SQLAlchemy engine holds --pool-size + --max-overflow; give those, not --max-size")
+    pool_size = SQLALCHEMY_DEFAULTS["pool_size"] if pool_size is None else pool_size
+    max_overflow = SQLALCHEMY_DEFAULTS["max_overflow"] if max_overflow is None else max_overflow
+    if pool_size + max_overflow > MAX_POOL:
+        raise BadInput(f"--pool-size + --max-overflow: at most {MAX_POOL} connections per engine, got {pool_size + max_overflow}")
+    return Budget.for_engines(pool_size=pool_size, max_overflow=max_overflow, **counts)
+
+
 @cli.command("budget")
 @click.option("--hosts", type=click.IntRange(min=1), default=_default("hosts"), show_default=True, help="app instances")
 @click.option("--workers", type=click.IntRange(min=1), required=True, help="workers per host, each with its own pools")
-@click.option("--max-size", type=click.IntRange(min=1), required=True, help="max_size of each pool")
+@click.option("--max-size", type=click.IntRange(min=1), help="max_size of each psycopg or asyncpg pool")
+@click.option("--pool-size", type=click.IntRange(min=1), help="pool_size of each SQLAlchemy engine, instead of --max-size")
+@click.option("--max-overflow", type=click.IntRange(min=0),
+              help=f"max_overflow of each SQLAlchemy engine: connections beyond --pool-size  [default: {SQLALCHEMY_DEFAULTS['max_overflow']}, SQLAlchemy's]")
 @click.option("--pools-per-worker", type=click.IntRange(min=1), default=_default("pools_per_worker"), show_default=True,
               help="pools in each worker")
 @click.option("--other-clients", type=click.IntRange(min=0), default=_default("other_clients"), show_default=True,
@@ -240,17 +264,18 @@ def _budget_limits(dsn: str | None, **given: int | None) -> ServerLimits:
               help=_with_default("the server's reserved_connections", "reserved_connections"))
 @click.option("--dsn", help="read max_connections and the reserved settings from this server (read-only)")
 def budget_command(
-    hosts: int, workers: int, max_size: int, pools_per_worker: int, other_clients: int, dsn: str | None, **limits: int | None
+    hosts: int, workers: int, max_size: int | None, pool_size: int | None, max_overflow: int | None,
+    pools_per_worker: int, other_clients: int, dsn: str | None, **limits: int | None
 ) -> None:
-    """Check hosts x workers x pools x max_size against max_connections: instant, no load.
+    """Check hosts x workers x pools x max_size (or pool_size + max_overflow) against max_connections: instant, no load.
 
     Exit codes: 0 fits, 1 does not fit, 2 bad input.
     """
-    from loadtests.budget import Budget, describe, fits
+    from loadtests.budget import describe, fits
 
+    plan = _budget_plan(hosts=hosts, workers=workers, max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
+                        pools_per_worker=pools_per_worker, extra_clients=other_clients)
     server = _budget_limits(dsn, **limits)
-    plan = Budget(hosts=hosts, workers=workers, max_size=max_size, pools_per_worker=pools_per_worker,
-                  extra_clients=other_clients)
     if dsn is not None:
         click.echo(f"limits read from {redact_dsn(dsn)}")
     for line in describe(plan, server):

@@ -74,6 +74,11 @@ def _check_locustfile(path: Path) -> Path:
     return path.resolve()
 
 
+SQLALCHEMY = "sqlalchemy"
+SQLALCHEMY_DEFAULTS = {"pool_size": 5, "max_overflow": 10}  # create_async_engine's own
+MAX_POOL = 1000  # the most connections one pool may hold, as the options allow
+
+
 class RunConfig(BaseModel):
     """Every setting of a run; field names are the CLI's long options."""
 
@@ -82,9 +87,12 @@ class RunConfig(BaseModel):
     # Deployment under test
     hosts: int = Field(1, ge=1, le=16, description="app instances (gunicorn masters), each with --workers")
     workers: int = Field(4, ge=1, le=64)
-    pool_kind: Literal["async", "sync", "asyncpg"] = "async"
-    min_size: int = Field(1, ge=0, le=1000)
-    max_size: int = Field(8, ge=1, le=1000)
+    pool_kind: Literal["async", "sync", "asyncpg", "sqlalchemy"] = "async"
+    min_size: int = Field(1, ge=0, le=MAX_POOL)
+    max_size: int = Field(8, ge=1, le=MAX_POOL, description="most connections one pool holds; an engine's pool_size + max_overflow")
+    # SQLAlchemy's names (--pool-kind sqlalchemy, or an app of your own that uses SQLAlchemy engines)
+    pool_size: int | None = Field(None, ge=1, le=MAX_POOL)
+    max_overflow: int | None = Field(None, ge=0, le=MAX_POOL)
     pool_timeout: float = Field(5.0, gt=0, le=600)
     max_idle: float = Field(600.0, gt=0)
     max_lifetime: float = Field(3600.0, gt=0)
@@ -122,6 +130,34 @@ class RunConfig(BaseModel):
     scrape_interval: float = Field(1.0, ge=0.1, le=60, description="seconds between /metrics scrapes")
     prod_max_idle: float = Field(600.0, gt=0, description="production max_idle for the drain prediction")
     server_log: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_max_size(cls, data: Any) -> Any:
+        """A SQLAlchemy engine holds at most pool_size + max_overflow: that is its max_size."""
+        if not isinstance(data, dict):
+            return data
+        sizes = {name: data.get(name) for name in SQLALCHEMY_DEFAULTS}
+        given = any(value is not None for value in sizes.values())
+        if data.get("pool_kind") != SQLALCHEMY and not (given and data.get("target_url") is not None):
+            if given:
+                raise ValueError("--pool-size and --max-overflow: SQLAlchemy's pool sizes, for --pool-kind sqlalchemy"
+                                 " or a --target-url app of SQLAlchemy engines")
+            return data
+        sizes = {name: SQLALCHEMY_DEFAULTS[name] if value is None else value for name, value in sizes.items()}
+        size, overflow = sizes["pool_size"], sizes["max_overflow"]
+        if not all(type(value) is int for value in (size, overflow)) or not (1 <= size <= MAX_POOL and 0 <= overflow <= MAX_POOL):
+            return {**data, **sizes}  # the fields' own checks name the option
+        if size + overflow > MAX_POOL:
+            raise ValueError(f"--pool-size + --max-overflow: at most {MAX_POOL} connections per engine, got {size + overflow}")
+        if data.get("max_size") is not None and data["max_size"] != size + overflow:
+            raise ValueError("--max-size: a SQLAlchemy engine holds --pool-size + --max-overflow; give those, not --max-size")
+        return {**data, **sizes, "max_size": size + overflow}
+
+    @property
+    def engines(self) -> bool:
+        """Pools sized as SQLAlchemy engines: pool_size + max_overflow."""
+        return self.max_overflow is not None
 
     @field_validator("server_log")
     @classmethod
@@ -202,6 +238,8 @@ class RunConfig(BaseModel):
             raise ValueError("--pool-sizes and --pools-per-worker describe an app of your own: use with --target-url")
         if self.pool_sizes and self.pools_per_worker not in (1, len(self.pool_sizes)):
             raise ValueError("give --pool-sizes or --pools-per-worker, not both")
+        if self.pool_sizes and self.engines:
+            raise ValueError("give --pool-sizes or --pool-size/--max-overflow, not both")
         if self.locust_remote_workers and self.locust_master_bind is None:
             raise ValueError("--locust-remote-workers: needs --locust-master-bind HOST:PORT for them to join")
         if self.locust_master_bind is not None and not self.distributed:
@@ -245,6 +283,12 @@ class RunConfig(BaseModel):
 
     @property
     def budget(self) -> Budget:
+        if self.engines:
+            assert self.pool_size is not None and self.max_overflow is not None
+            return Budget.for_engines(
+                hosts=self.hosts, workers=self.workers, pool_size=self.pool_size, max_overflow=self.max_overflow,
+                pools_per_worker=self.pools_per_worker, extra_clients=COLLECTOR_CLIENTS + self.other_clients,
+            )
         return Budget(
             hosts=self.hosts,
             workers=self.workers,
@@ -298,6 +342,7 @@ class RunConfig(BaseModel):
             "POOL_KIND": self.pool_kind,
             "POOL_MIN_SIZE": str(self.min_size),
             "POOL_MAX_SIZE": str(self.max_size),
+            "POOL_MAX_OVERFLOW": str(self.max_overflow or 0),
             "POOL_MAX_IDLE": str(self.max_idle),
             "POOL_MAX_LIFETIME": str(self.max_lifetime),
             "POOL_TIMEOUT": str(self.pool_timeout),

@@ -7,15 +7,22 @@ import os
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..asyncpg_pool import classify_asyncpg
 from ..errors import classify
+from ..sqlalchemy_pool import classify_sqlalchemy
 
 router = APIRouter(tags=["health"])
 
 _HEALTH_TIMEOUT = 2.0  # seconds: a health check must answer quickly or fail
+_CLASSIFIERS = {"asyncpg": classify_asyncpg, "sqlalchemy": classify_sqlalchemy}
 
 
 async def _round_trip(request: Request) -> None:
     pool = request.app.state.pool
+    if request.app.state.settings.POOL_KIND == "sqlalchemy":  # SQLAlchemy takes the driver's SQL by this name
+        async with pool.connection(timeout=_HEALTH_TIMEOUT) as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        return
     if request.app.state.settings.POOL_KIND != "sync":  # async and asyncpg: the same calls
         async with pool.connection(timeout=_HEALTH_TIMEOUT) as conn:
             await conn.execute("SELECT 1")
@@ -34,7 +41,8 @@ async def health(request: Request) -> JSONResponse:
     try:
         await _round_trip(request)
     except Exception as exc:  # any failure means unhealthy; say which kind
-        body = {"status": "unhealthy", "pid": os.getpid(), "error": classify(exc), "detail": str(exc).strip()[:200]}
+        error = _CLASSIFIERS.get(request.app.state.settings.POOL_KIND, classify)(exc)
+        body = {"status": "unhealthy", "pid": os.getpid(), "error": error, "detail": str(exc).strip()[:200]}
         return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ok", "pid": os.getpid()})
 

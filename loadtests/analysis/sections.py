@@ -67,6 +67,8 @@ def pool_figures(stats: list[dict[str, Any]]) -> dict[str, Any]:
         "scrapes": len({row["timestamp"] for row in stats}),
         **totals,
         "requests_waiting_max": int(max(row["requests_waiting"] for row in stats)),
+        # SQLAlchemy's QueuePool: connections open beyond pool_size in one worker (0 for pools without overflow)
+        "overflow_max": int(max(row.get("overflow", 0) for row in stats)),
         "event_loop_lag_max_ms": round(max(row[LAG_COLUMN] for row in stats), 3),
         "per_worker": per_worker,
     }
@@ -83,6 +85,8 @@ def _worker(pid: int, stats: list[dict[str, Any]]) -> dict[str, Any]:
         "pool_timeouts": int(final["requests_errors"]),
         "connections_lost": int(final["connections_lost"]),
         "pool_size_max": int(max(r["pool_size"] for r in mine)),
+        "overflow_max": int(max(r.get("overflow", 0) for r in mine)),
+        "connections_opened": int(final["connections_num"]),
         "event_loop_lag_max_ms": round(max(r[LAG_COLUMN] for r in mine), 3),
     }
 
@@ -163,8 +167,10 @@ def _pool_line(pool: dict[str, Any]) -> str:
     return (
         f"pools ({pool['workers']} workers): {pool['requests_queued']} of {pool['requests_total']} requests queued,"
         f" {pool['wait_ms_total']} ms waited in all, max {pool['requests_waiting_max']} waiting;"
-        f" {pool['pool_timeouts']} PoolTimeouts, {pool['connections_lost']} connections lost;"
-        f" event-loop lag max {pool['event_loop_lag_max_ms']:g} ms"
+        + f" {pool['pool_timeouts']} PoolTimeouts, {pool['connections_lost']} connections lost;"
+        + (f" overflow max {pool['overflow_max']} per worker, {pool['connections_opened']} connections opened;"
+           if pool.get("overflow_max") else "")
+        + f" event-loop lag max {pool['event_loop_lag_max_ms']:g} ms"
     )
 
 

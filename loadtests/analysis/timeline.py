@@ -156,7 +156,9 @@ def pool_stats(folder: RunFolder, *, t0: float) -> dict[str, dict[str, tuple[lis
     """
     out: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     previous: dict[str, dict[str, Any]] = {}
-    for row in folder.pool_stats:
+    rows = folder.pool_stats
+    overflowing = any(row.get("overflow", 0) > 0 for row in rows)  # a SQLAlchemy engine opened overflow
+    for row in rows:
         worker = f"h{row['host']} pid {row['pid']}"
         t = round(epoch(row["timestamp"]) - t0, 3)
         before = previous.get(worker)
@@ -168,6 +170,8 @@ def pool_stats(folder: RunFolder, *, t0: float) -> dict[str, dict[str, tuple[lis
             "event-loop lag (ms)": row.get("event_loop_lag_ms", 0.0),
             "connections in use": row["pool_size"] - row["pool_available"],
         }
+        if overflowing:
+            figures["overflow connections open"] = row.get("overflow", 0.0)
         for name, value in figures.items():
             ts, values = out.setdefault(name, {}).setdefault(worker, ([], []))
             ts.append(t)

@@ -88,6 +88,8 @@ def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The arithmetic as rows: what may be opened, what the server allows, what was seen."""
     b, s = summary["budget"], summary["server"]
     pools = f"{b['hosts']} hosts x {b['workers']} workers x {b['pools_per_worker']} pools x max_size {b['max_size']}"
+    if b.get("max_overflow") is not None:  # SQLAlchemy engines
+        pools += f" (pool_size {b['max_size'] - b['max_overflow']} + max_overflow {b['max_overflow']})"
     rows = [
         ("pools may hold", str(b["pools_total"]), pools),
         ("+ extra clients", str(b["extra_clients"]), "the collector and --other-clients"),
@@ -106,7 +108,8 @@ def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _budget_line(summary: dict[str, Any]) -> str:
     b, s = summary["budget"], summary["server"]
     budget = Budget(hosts=b["hosts"], workers=b["workers"], max_size=b["max_size"],
-                    pools_per_worker=b.get("pools_per_worker", 1), extra_clients=b["extra_clients"])
+                    pools_per_worker=b.get("pools_per_worker", 1), extra_clients=b["extra_clients"],
+                    max_overflow=b.get("max_overflow"))
     limits = ServerLimits(max_connections=s["max_connections"],
                           superuser_reserved_connections=s["superuser_reserved_connections"],
                           reserved_connections=s.get("reserved_connections", 0))

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from loadtests import budget as budget_math
 from loadtests.budget import ServerLimits
-from loadtests.config import RunConfig, describe_error
+from loadtests.config import SQLALCHEMY, RunConfig, describe_error
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, Refused
 from loadtests.redact import Redactor
 from loadtests.run.preflight import preflight
@@ -77,7 +77,9 @@ class Cell:
 
 def _cell(base: RunConfig, *, pool_kind: str, workers: int, max_size: int) -> Cell:
     try:
-        config = RunConfig(**{**base.model_dump(), "pool_kind": pool_kind, "workers": workers, "max_size": max_size})
+        # A SQLAlchemy cell's max_size is its engine's pool_size, without overflow.
+        sizes = {"max_size": None, "pool_size": max_size, "max_overflow": 0} if pool_kind == SQLALCHEMY else {"max_size": max_size}
+        config = RunConfig(**{**base.model_dump(), "pool_kind": pool_kind, "workers": workers, **sizes})
     except ValidationError as exc:
         raise Refused(describe_error(exc)) from None
     limits = config.embedded_limits()
