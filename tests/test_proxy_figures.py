@@ -1,8 +1,13 @@
-"""The proxy figures from hand-written events, and the events file read back (no relay, no server)."""
+"""The proxy figures from hand-written events, the events file read back, the relay's bad input (no server)."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.proxy.events import PROXY_EVENTS, EventLog, listening_port, read_events
@@ -68,3 +73,35 @@ def test_events_read_back_without_a_torn_last_line(tmp_path: Path) -> None:
         f.write('{"event":"cut","conn"')  # a relay killed mid-write
     assert [e["event"] for e in read_events(path)] == ["listening", "open"]
     assert listening_port(tmp_path / "missing.jsonl") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--upstream", "nohost", "--idle-cut", "1"], "--upstream must be HOST:PORT"),
+        (["--upstream", "127.0.0.1:5432", "--idle-cut", "0"], "--idle-cut must be positive"),
+        (["--upstream", "127.0.0.1:5432", "--idle-cut", "1", "--client-timeout", "5"], "applies to --mode silent only"),
+        (["--upstream", "127.0.0.1:5432", "--idle-cut", "1", "--mode", "silent", "--client-timeout", "-1"],
+         "--client-timeout must be positive"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_started(tmp_path: Path, args: list[str], says: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "loadtests.proxy", "--out", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and says in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / PROXY_EVENTS).exists()
+
+
+def test_a_taken_port_is_one_line_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "loadtests.proxy", "--out", str(tmp_path), "--upstream", "127.0.0.1:5432",
+             "--idle-cut", "1", "--listen-port", str(port)],
+            capture_output=True, text=True, timeout=30,
+        )
+    assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert done.stderr.count("\n") == 1 and not (tmp_path / PROXY_EVENTS).exists()

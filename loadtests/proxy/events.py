@@ -31,18 +31,25 @@ MODES = (RESET, SILENT)
 
 
 class EventLog:
-    """Appends events to the file; each is flushed at once, so a killed relay keeps them."""
+    """Appends events to the file; each is flushed at once, so a killed relay keeps them.
+
+    The file is created by the first event: a relay that could not listen leaves none.
+    """
 
     def __init__(self, path: Path) -> None:
-        self._file: TextIO = open(path, "a", encoding="utf-8")
+        self.path = path
+        self._file: TextIO | None = None
 
     def write(self, event: str, **fields: Any) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")
         record = {"event": event, "t": round(time.time(), 6), **fields}
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

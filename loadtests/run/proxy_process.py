@@ -1,0 +1,74 @@
+"""The cloud-proxy emulator as a child of a run: `python -m loadtests.proxy` between app and server.
+
+Ready once its first event names the port it listens on (a probe connection
+would be relayed to the server and counted); `app_dsn_through` points a DSN
+at it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from loadtests.proxy.events import PROXY_EVENTS, listening_port
+from loadtests.run.processes import ManagedProcess
+
+
+def proxy_process(
+    *,
+    run_dir: Path,
+    upstream: tuple[str, int],
+    idle_cut: float,
+    mode: str,
+    max_seconds: float,
+    client_timeout: float | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    forced: Callable[[], bool] | None = None,
+) -> ManagedProcess:
+    """A ManagedProcess (not started) for the relay; its port is `relay_port(run_dir)` once ready."""
+    events = run_dir / PROXY_EVENTS
+    argv = [
+        sys.executable, "-m", "loadtests.proxy",
+        "--out", str(run_dir),
+        "--upstream", f"{upstream[0]}:{upstream[1]}",
+        "--idle-cut", str(idle_cut),
+        "--mode", mode,
+        # It stops by itself after this, whatever happens to the runner.
+        "--max-seconds", str(max_seconds),
+    ]
+    if client_timeout is not None:
+        argv += ["--client-timeout", str(client_timeout)]
+    return ManagedProcess(
+        "proxy",
+        argv,
+        log_path=run_dir / "proxy.log",
+        ready=lambda: listening_port(events) is not None,
+        ready_timeout=15,
+        stop_timeout=3,
+        cancelled=cancelled,
+        forced=forced,
+    )
+
+
+def relay_port(run_dir: Path) -> int:
+    port = listening_port(run_dir / PROXY_EVENTS)
+    if port is None:
+        raise RuntimeError(f"the proxy has not said which port it listens on; see {run_dir / 'proxy.log'}")
+    return port
+
+
+def upstream_of(dsn: str) -> tuple[str, int]:
+    """The host and port a DSN connects to (the relay's upstream)."""
+    params = conninfo_to_dict(dsn)
+    host, port = str(params.get("host") or "127.0.0.1"), str(params.get("port") or 5432)
+    if "," in host + port:
+        raise ValueError("the proxy relays to one server; the DSN names several hosts")
+    return host, int(port)
+
+
+def app_dsn_through(dsn: str, port: int) -> str:
+    """The same DSN, connecting to the relay on 127.0.0.1:`port` instead."""
+    return make_conninfo(dsn, host="127.0.0.1", port=str(port))
