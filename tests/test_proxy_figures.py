@@ -14,23 +14,31 @@ from loadtests.proxy.events import PROXY_EVENTS, EventLog, listening_port, read_
 
 
 def _silent_run() -> list[dict]:
-    """Three connections: 1 used steadily, 2 cut idle then hung 2.5 s, 3 cut mid-request and never used again."""
+    """1 used steadily; 2 cut idle, then hung 2.5 s; 3 cut mid-request; 5 cut idle, its backend ended by the
+    server; 6 still open (never cut) when the relay stopped; 4 never reached the server."""
     return [
         {"event": "listening", "t": 0, "port": 5000, "mode": "silent", "idle_cut_s": 2.0},
         {"event": "open", "t": 1, "conn": 1},
         {"event": "open", "t": 1, "conn": 2},
         {"event": "open", "t": 1, "conn": 3},
+        {"event": "open", "t": 1, "conn": 5},
+        {"event": "open", "t": 1, "conn": 6},
         {"event": "upstream_failed", "t": 1, "conn": 4, "error": "refused"},
         {"event": "cut", "t": 3, "conn": 2, "mode": "silent", "idle_s": 2.01, "last_direction": "down"},
         {"event": "cut", "t": 4, "conn": 3, "mode": "silent", "idle_s": 2.3, "last_direction": "up"},
+        {"event": "cut", "t": 4, "conn": 5, "mode": "silent", "idle_s": 2.0, "last_direction": "down"},
         {"event": "hang", "t": 5, "conn": 2, "bytes": 14},
+        {"event": "end", "t": 6, "conn": 5, "side": "server", "reason": "eof", "max_idle_s": 2.0},
         {"event": "end", "t": 7.5, "conn": 2, "side": "client", "reason": "client_timeout", "max_idle_s": 2.01, "hang_s": 2.5},
         {"event": "end", "t": 8, "conn": 1, "side": "client", "reason": "eof", "max_idle_s": 1.4},
         {"event": "end", "t": 8, "conn": 1, "side": "server", "reason": "relay", "max_idle_s": 1.4},
         {"event": "end", "t": 9, "conn": 2, "side": "server", "reason": "stopped", "max_idle_s": 2.01},
         {"event": "end", "t": 9, "conn": 3, "side": "client", "reason": "stopped", "max_idle_s": 2.3},
         {"event": "end", "t": 9, "conn": 3, "side": "server", "reason": "eof", "max_idle_s": 2.3},
-        {"event": "stopped", "t": 9, "reason": "signal", "open": 2},
+        {"event": "end", "t": 9, "conn": 5, "side": "client", "reason": "stopped", "max_idle_s": 2.0},
+        {"event": "end", "t": 9, "conn": 6, "side": "client", "reason": "stopped", "max_idle_s": 0.5},
+        {"event": "end", "t": 9, "conn": 6, "side": "server", "reason": "stopped", "max_idle_s": 0.5},
+        {"event": "stopped", "t": 9, "reason": "signal", "open": 4},
     ]
 
 
@@ -39,10 +47,10 @@ def test_figures_of_a_silent_run() -> None:
     assert figures == {
         "mode": "silent",
         "idle_cut_s": 2.0,
-        "connections": 3,
+        "connections": 5,
         "upstream_failures": 1,
-        "cuts": {"reset": 0, "silent": 2},
-        "cut_idle": 1,
+        "cuts": {"reset": 0, "silent": 3},
+        "cut_idle": 2,
         "cut_mid_request": 1,
         "longest_idle_s": 2.3,
         "longest_idle_uncut_s": 1.4,
@@ -78,7 +86,7 @@ def test_events_read_back_without_a_torn_last_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--upstream", "nohost", "--idle-cut", "1"], "--upstream must be HOST:PORT"),
+        (["--upstream", "nohost:", "--idle-cut", "1"], "--upstream must be HOST:PORT"),
         (["--upstream", "127.0.0.1:5432", "--idle-cut", "0"], "--idle-cut must be positive"),
         (["--upstream", "127.0.0.1:5432", "--idle-cut", "1", "--client-timeout", "5"], "applies to --mode silent only"),
         (["--upstream", "127.0.0.1:5432", "--idle-cut", "1", "--mode", "silent", "--client-timeout", "-1"],
@@ -86,7 +94,9 @@ def test_events_read_back_without_a_torn_last_line(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_started(tmp_path: Path, args: list[str], says: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "loadtests.proxy", "--out", str(tmp_path), *args],
+    # --max-seconds: were the input accepted after all, the relay would end soon, and the test fail.
+    argv = [sys.executable, "-m", "loadtests.proxy", "--out", str(tmp_path), "--max-seconds", "2", *args]
+    done = subprocess.run(argv,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and says in done.stderr and "Traceback" not in done.stderr
