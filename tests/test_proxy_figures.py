@@ -1,4 +1,4 @@
-"""The proxy figures from hand-written events, the events file read back, the relay's bad input (no server)."""
+"""The proxy figures from hand-written events, the events file read back, the relay without a database (bad input, a refusing upstream)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.proxy.events import PROXY_EVENTS, EventLog, listening_port, read_events
+from loadtests.run.embedded_server import free_port
+from loadtests.run.proxy_process import proxy_process, relay_port
 
 
 def _silent_run() -> list[dict]:
@@ -115,3 +117,14 @@ def test_a_taken_port_is_one_line_exit_2(tmp_path: Path) -> None:
         )
     assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert done.stderr.count("\n") == 1 and not (tmp_path / PROXY_EVENTS).exists()
+
+
+def test_a_server_that_refuses_is_an_upstream_failure_and_a_reset_client(tmp_path: Path) -> None:
+    closed_port = free_port()  # nothing listens there
+    with proxy_process(run_dir=tmp_path, upstream=("127.0.0.1", closed_port), idle_cut=5, mode="reset", max_seconds=30):
+        with socket.create_connection(("127.0.0.1", relay_port(tmp_path))) as sock:
+            with pytest.raises(ConnectionResetError):
+                sock.recv(1)
+    events = read_events(tmp_path / PROXY_EVENTS)
+    assert [e["event"] for e in events] == ["listening", "open", "upstream_failed", "stopped"]
+    assert proxy_figures(events)["upstream_failures"] == 1
