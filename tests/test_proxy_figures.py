@@ -1,4 +1,5 @@
-"""The proxy figures from hand-written events, the events file read back, the relay without a database (bad input, a refusing upstream)."""
+"""The proxy figures from hand-written events, the events file read back, and the relay
+without a database: bad input, a taken port, a refusing upstream."""
 
 from __future__ import annotations
 
