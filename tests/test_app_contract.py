@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.run.processes import ManagedProcess
-from loadtests.run.runner import _every_worker_healthy
+from loadtests.run.app_hosts import every_worker_healthy
 from loadtests.run.embedded_server import embedded_server, free_port
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def test_no_request_makes_the_app_fail_with_500(tmp_path):
         argv = [sys.executable, "-m", "gunicorn", "-c", str(APP_DIR / "gunicorn.conf.py"), "--workers", "1",
                 "--bind", f"127.0.0.1:{port}", "app.main:create_app()"]
         with ManagedProcess("app", argv, log_path=tmp_path / "app.log", env=env,
-                            ready=_every_worker_healthy(url, 1), stop_leader_only=True):
+                            ready=every_worker_healthy(url, 1), stop_leader_only=True):
             done = subprocess.run(
                 [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
                  "--checks", "not_a_server_error", "--max-examples", "40", "--generation-deterministic",

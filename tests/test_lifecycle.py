@@ -18,7 +18,8 @@ from loadtests.analysis.lifecycle import (
     production_drain,
     value_at,
 )
-from loadtests.sources.pool_stats import WORKERS_CSV, read_workers
+from loadtests.run_folder import WORKERS_CSV
+from loadtests.sources.pool_stats import read_workers
 from loadtests.run.processes import ManagedProcess, wait_until
 from loadtests.run.embedded_server import embedded_server
 from loadtests.sources.server_log import Session

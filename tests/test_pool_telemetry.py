@@ -10,7 +10,8 @@ from psycopg_pool import AsyncConnectionPool
 from app.metrics import PoolTelemetry
 from conftest import leftover_processes, poolcheck
 from loadtests.analysis.sections import pool_figures
-from loadtests.sources.pool_stats import COLUMNS, POOL_STATS_CSV, parse_metrics, read_pool_stats, stat_rows
+from loadtests.run_folder import POOL_STATS_CSV
+from loadtests.sources.pool_stats import COLUMNS, parse_metrics, read_pool_stats, stat_rows
 
 EXPOSITION = """\
 # HELP psycopg_pool_requests_waiting psycopg_pool get_stats() requests_waiting (gauge)

@@ -15,7 +15,11 @@ from loadtests.present.compare import HIGHER, LOWER, PASS_FIRST, Row
 from loadtests.load.records import FailureCounter
 from loadtests.present.pages import flatten
 from loadtests.sources.csv_tail import CsvFollower
-from loadtests.analysis.timeline import Connections, drain_after_bursts
+from loadtests.analysis.folder import RunFolder
+from loadtests.analysis.summary import slowest_drain_s
+from loadtests.analysis.timeline import Connections, Load, RunSeries
+from loadtests.present.report import drain_rows
+from loadtests.run_folder import MANIFEST, write_json
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -40,17 +44,21 @@ def test_best_value_and_deltas_against_the_first_run():
     assert Row("max_size", (4, 2)).best() == set()
 
 
-def _series(busy: list[int], idle: list[int]) -> Connections:
-    states = {"active": busy, "idle in transaction": [0] * len(busy), "idle": idle, "other": [0] * len(busy)}
-    return Connections(t=[float(t) for t in range(len(busy))], total=[b + i for b, i in zip(busy, idle)], states=states)
+def _burst(drain_s: float | None, **figures: float) -> dict[str, float | bool | None]:
+    return {"burst_end_s": 30.0, "drained": drain_s is not None, "drain_s": drain_s, "quiet_s": 7.0, **figures}
 
 
-def test_drain_after_a_burst_counts_busy_and_all_connections():
-    # Quiet 0-4 s (1 busy), burst 5-9 s (6 busy), busy back to 1 at 12 s; idle connections stay.
-    busy = [1, 1, 1, 1, 1, 6, 6, 6, 6, 6, 4, 2, 1, 1, 1]
-    idle = [2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 2, 4, 5, 5, 5]
-    (drain,) = drain_after_bursts(_series(busy, idle), [(5.0, 10.0)])
-    assert drain == {"burst_end_s": 10.0, "busy_drain_s": 2.0, "total_drain_s": None, "peak_in_burst": 6}
+def test_report_and_compare_show_the_drain_the_summary_measured(tmp_path):
+    # Bursts end at 10 s and 25 s of the load; the summary counts on the collector's clock (burst_end_s).
+    shape = [{"phase": "quiet", "start_s": 0.0, "end_s": 5.0}, {"phase": "burst", "start_s": 5.0, "end_s": 10.0},
+             {"phase": "quiet", "start_s": 10.0, "end_s": 20.0}, {"phase": "burst", "start_s": 20.0, "end_s": 25.0}]
+    write_json(tmp_path / MANIFEST, {"run_id": "r", "shape": shape})
+    summary = {"lifecycle": {"drain": {"bursts": [_burst(4.5), _burst(None)]}}}
+    rows = drain_rows(RunSeries(RunFolder(tmp_path), summary, 0.0, Connections(), Load()))
+    assert [(r["burst_end_load_s"], r["drain_s"]) for r in rows] == [(10.0, 4.5), (25.0, None)]
+    assert slowest_drain_s(summary) == 4.5
+    assert slowest_drain_s({"lifecycle": {"drain": {"bursts": [_burst(None)]}}}) is None
+    assert slowest_drain_s({}) is None  # a summary older than the lifecycle section
 
 
 def test_failure_counter_writes_each_class_once_per_second(tmp_path):

@@ -1,4 +1,5 @@
-from loadtests.analysis.summary import FAIL, PASS, decide, error_class
+from loadtests.analysis.summary import FAIL, PASS, decide
+from loadtests.failure_classes import error_class
 
 OK_REQUESTS = {"total": 1000, "failures": 0, "failure_ratio": 0.0}
 

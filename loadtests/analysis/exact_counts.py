@@ -14,26 +14,15 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from loadtests.sources.collector import CONNECTIONS_CSV, read_connections
-from loadtests.sources.server_log import (
-    REFUSAL_MARKERS,
-    Refusal,
-    Session,
-    copy_window,
-    counts_over_time,
-    find_log,
-    peak,
-    read_records,
-    rebuild_sessions,
-)
+from loadtests.analysis.folder import RunFolder
+from loadtests.run_folder import CONNECTIONS_EXACT_CSV, SERVER_LOG_DIR, epoch, iso_time
+from loadtests.sources.server_log import REFUSAL_MARKERS, Refusal, Session, copy_window, counts_over_time, peak
 
 logger = logging.getLogger("poolcheck.exact")
 
-EXACT_CSV = "connections_exact.csv"
 EXACT_COLUMNS = ("timestamp", "elapsed_s", "connections", "app_connections", "event", "application_name", "backend_pid")
 HARNESS_APPLICATIONS = ("poolcheck-collector",)
 EMBEDDED_SUPERUSER = "postgres"  # the embedded server's set-up role (loadtests/run/embedded_server.py)
@@ -55,28 +44,19 @@ def is_harness(session: Session, *, embedded: bool) -> bool:
     return session.application_name in HARNESS_APPLICATIONS or (embedded and session.user == EMBEDDED_SUPERUSER)
 
 
-def read_client_log(run_dir: Path, *, embedded: bool) -> ClientLog | None:
+def read_client_log(folder: RunFolder) -> ClientLog | None:
     """The run folder's server log as client sessions; None when the folder holds no log."""
-    path = find_log(run_dir)
-    if path is None:
+    log = folder.server_log
+    if log is None:
         return None
-    records = read_records(path)
-    sessions, refusals = rebuild_sessions(records)
-    clients = [s for s in sessions if not is_harness(s, embedded=embedded)]
+    clients = [s for s in log.sessions if not is_harness(s, embedded=folder.embedded)]
     return ClientLog(
-        source=str(path.relative_to(run_dir)),
+        source=log.source,
         sessions=clients,
-        refusals=refusals,
-        harness_sessions=len(sessions) - len(clients),
-        ends_at=records[-1].at if records else None,
+        refusals=log.refusals,
+        harness_sessions=len(log.sessions) - len(clients),
+        ends_at=log.ends_at,
     )
-
-
-def clock_origin(rows: list[dict[str, Any]], *, fallback: float | None = None) -> float | None:
-    """Epoch seconds of the collector's time zero, from its first parsed row."""
-    if not rows:
-        return fallback
-    return datetime.fromisoformat(rows[0]["timestamp"]).timestamp() - rows[0]["elapsed_s"]
 
 
 def unavailable(reason: str) -> dict[str, Any]:
@@ -149,7 +129,7 @@ def _carry_counts(rows: list[list[Any]]) -> None:
 
 
 def write_timeline(run_dir: Path, log: ClientLog, *, origin: float | None, app_prefix: str) -> Path:
-    path = run_dir / EXACT_CSV
+    path = run_dir / CONNECTIONS_EXACT_CSV
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(EXACT_COLUMNS)
@@ -158,28 +138,27 @@ def write_timeline(run_dir: Path, log: ClientLog, *, origin: float | None, app_p
 
 
 def _iso(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")
+    return None if at is None else iso_time(at)
 
 
 def _relative(at: float | None, origin: float | None) -> float | None:
     return None if at is None or origin is None else round(at - origin, 3)
 
 
-
-def record_exact(run_dir: Path, *, server_log: Path | None, run_start: float, embedded: bool, app_prefix: str) -> str | None:
+def record_exact(folder: RunFolder, *, server_log: Path | None) -> str | None:
     """After the run: keep the run's part of a `--server-log`, then write connections_exact.csv.
 
     Returns a warning for the user when the log yields nothing, else None.
     """
     if server_log is not None:
-        copied = copy_window(server_log, run_dir / "postgres", start=run_start, end=time.time())
+        start = epoch(folder.manifest["started_at"])
+        copied = copy_window(server_log, folder.file(SERVER_LOG_DIR), start=start, end=time.time())
         if not copied:
             return (
                 f"--server-log {server_log}: no records from the run's time; is it the server's current log,"
                 " and is its log_timezone UTC?"
             )
-    rows = read_connections(run_dir / CONNECTIONS_CSV)[:1] if (run_dir / CONNECTIONS_CSV).exists() else []
-    log = read_client_log(run_dir, embedded=embedded)
+    log = read_client_log(folder)
     if log is not None:
-        write_timeline(run_dir, log, origin=clock_origin(rows, fallback=run_start), app_prefix=app_prefix)
+        write_timeline(folder.path, log, origin=folder.clock_origin, app_prefix=folder.app_prefix)
     return None

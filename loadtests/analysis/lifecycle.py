@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
+from loadtests.run_folder import epoch
 from loadtests.sources.server_log import Session, counts_over_time
 
 Steps = list[tuple[float, int]]
@@ -45,7 +45,7 @@ def first_at_or_below(steps: Steps, start: float, end: float, target: int) -> fl
 
 def sampled_steps(rows: list[dict[str, Any]], *, keep: Callable[[str], bool], states: tuple[str, ...] | None = None) -> Steps:
     """Collector rows as steps: the connections of the applications `keep` accepts, in `states` (None: all)."""
-    return [(_epoch(row["timestamp"]), _count(row["by_application"], keep, states)) for row in rows]
+    return [(epoch(row["timestamp"]), _count(row["by_application"], keep, states)) for row in rows]
 
 
 def _count(by_application: dict[str, dict[str, int]], keep: Callable[[str], bool], states: tuple[str, ...] | None) -> int:
@@ -206,6 +206,3 @@ def _last_end(sessions: list[Session] | None, application_name: str, origin: flo
         return None
     return round(max(s.end for s in named if s.end is not None) - origin, 3)
 
-
-def _epoch(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp).timestamp()

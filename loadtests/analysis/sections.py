@@ -7,18 +7,14 @@ rest of the summary, a pure function of the folder.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from loadtests.analysis import lifecycle
-from loadtests.analysis.exact_counts import ClientLog, clock_origin, exact_figures, read_client_log, unavailable
-from loadtests.sources.pool_stats import LAG_COLUMN, POOL_STATS_CSV, WORKERS_CSV, read_pool_stats, read_workers
-from loadtests.run_folder import LOCUST_PREFIX, read_json
+from loadtests.analysis.exact_counts import ClientLog, exact_figures, read_client_log, unavailable
+from loadtests.analysis.folder import RunFolder
+from loadtests.sources.pool_stats import LAG_COLUMN
 
 logger = logging.getLogger("poolcheck.accounting")
-
-LOAD_JSON = f"{LOCUST_PREFIX}_load.json"  # written by the locustfile (loadtests/load/records.py)
 
 # Counters are cumulative per worker: a worker's last scrape holds its totals.
 _SUMMED = {
@@ -34,28 +30,24 @@ _SUMMED = {
 }
 
 
-def accounting_sections(
-    run_dir: Path, *, manifest: dict[str, Any], rows: list[dict[str, Any]], sampled: dict[str, Any], app_prefix: str
-) -> dict[str, Any]:
-    config = manifest["config"]
-    embedded = manifest["server"].get("embedded", config.get("dsn") is None)
-    origin = clock_origin(rows, fallback=_epoch(manifest.get("started_at")))
-    log, reason = _client_log(run_dir, embedded=embedded)
+def accounting_sections(folder: RunFolder, *, sampled: dict[str, Any]) -> dict[str, Any]:
+    log, reason = _client_log(folder)
+    exact = exact_figures(log, sampled=sampled, origin=folder.clock_origin, app_prefix=folder.app_prefix) if log else None
     return {
-        "exact": exact_figures(log, sampled=sampled, origin=origin, app_prefix=app_prefix) if log else unavailable(reason),
-        "pool": pool_figures(read_pool_stats(run_dir / POOL_STATS_CSV)),
-        "lifecycle": lifecycle_figures(run_dir, manifest=manifest, rows=rows, log=log, origin=origin, app_prefix=app_prefix),
+        "exact": exact or unavailable(reason),
+        "pool": pool_figures(folder.pool_stats),
+        "lifecycle": lifecycle_figures(folder, log=log),
     }
 
 
-def _client_log(run_dir: Path, *, embedded: bool) -> tuple[ClientLog | None, str]:
+def _client_log(folder: RunFolder) -> tuple[ClientLog | None, str]:
     try:
-        log = read_client_log(run_dir, embedded=embedded)
+        log = read_client_log(folder)
     except ValueError as exc:  # a log_timezone this module cannot place
         return None, f"the server log cannot be read: {exc}"
     if log is not None:
         return log, ""
-    if embedded:
+    if folder.embedded:
         return None, "the embedded server's log is missing from the run folder: only sampled figures exist"
     return None, "only sampled figures exist: pass --server-log PATH (the server's jsonlog or csvlog) with --dsn for exact ones"
 
@@ -95,41 +87,32 @@ def _worker(pid: int, stats: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def lifecycle_figures(
-    run_dir: Path,
-    *,
-    manifest: dict[str, Any],
-    rows: list[dict[str, Any]],
-    log: ClientLog | None,
-    origin: float | None,
-    app_prefix: str,
-) -> dict[str, Any]:
-    config = manifest["config"]
+def lifecycle_figures(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
+    config, app_prefix = folder.manifest["config"], folder.app_prefix
     sessions = log.sessions if log else None
     return {
         "ages": lifecycle.age_figures(
             sessions=[s for s in sessions if s.application_name.startswith(app_prefix)] if sessions is not None else None,
             log_end=log.ends_at if log else None,
-            rows=rows,
+            rows=folder.connections,
             max_lifetime=config["max_lifetime"],
         ),
-        "drain": _drain(run_dir, manifest, rows=rows, log=log, origin=origin, app_prefix=app_prefix),
+        "drain": _drain(folder, log=log),
         "orphans": lifecycle.orphan_figures(
-            read_workers(run_dir / WORKERS_CSV), sessions=sessions, app_prefix=app_prefix, origin=origin
+            folder.workers, sessions=sessions, app_prefix=app_prefix, origin=folder.clock_origin
         ),
     }
 
 
-def _drain(
-    run_dir: Path, manifest: dict[str, Any], *, rows: list[dict[str, Any]], log: ClientLog | None, origin: float | None, app_prefix: str
-) -> dict[str, Any]:
+def _drain(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
+    manifest, rows, app_prefix, origin = folder.manifest, folder.connections, folder.app_prefix, folder.clock_origin
     config = manifest["config"]
-    load_start = _load_start(run_dir, manifest)
+    load_start = folder.load_start
     total, per_worker, source = _app_steps(rows, log, app_prefix)
     active = lifecycle.sampled_steps(rows, keep=lambda a: a.startswith(app_prefix), states=("active",))
     target = config["hosts"] * config["workers"] * config["min_size"]
     bursts = []
-    for window in lifecycle.burst_windows(manifest.get("shape", []), load_start=load_start) if load_start else []:
+    for window in lifecycle.burst_windows(manifest.get("shape", []), load_start=load_start) if load_start is not None else []:
         figures = lifecycle.drain_after(
             window, total=total, per_worker=per_worker, active=active, quiet_users=config["baseline_users"],
             target=target, min_size=config["min_size"], max_idle=config["max_idle"],
@@ -153,18 +136,6 @@ def _app_steps(rows: list[dict[str, Any]], log: ClientLog | None, app_prefix: st
     names = {a for row in rows for a in row["by_application"] if a.startswith(app_prefix)}
     per_worker = {n: lifecycle.sampled_steps(rows, keep=lambda a, n=n: a == n) for n in names}
     return lifecycle.sampled_steps(rows, keep=lambda a: a.startswith(app_prefix)), per_worker, "samples"
-
-
-def _load_start(run_dir: Path, manifest: dict[str, Any]) -> float | None:
-    """When Locust started the shape: as the locustfile recorded it, else when the runner saw it start."""
-    recorded = run_dir / LOAD_JSON
-    if recorded.exists():
-        return float(read_json(recorded)["started_at_epoch"])
-    return _epoch(manifest.get("load_started_at"))
-
-
-def _epoch(timestamp: str | None) -> float | None:
-    return datetime.fromisoformat(timestamp).timestamp() if timestamp else None
 
 
 def accounting_lines(summary: dict[str, Any]) -> list[str]:

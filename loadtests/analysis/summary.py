@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.fault_figures import fault_figures
+from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.sections import accounting_sections
-from loadtests.sources.collector import CONNECTIONS_CSV, SERVER_JSON, read_connections
-from loadtests.faults import fault_figures, read_events
-from loadtests.run_folder import LOCUST_PREFIX, MANIFEST, read_json
+from loadtests.budget import ServerLimits
+from loadtests.failure_classes import error_class
 
 PASS, FAIL, INTERRUPTED, INCOMPLETE = "pass", "fail", "interrupted", "incomplete"
-ERROR_CLASSES = (
-    "pool_timeout",
-    "pool_queue_full",
-    "db_too_many_connections",
-    "db_connection_closed",
-    "db_error",
-    "http_connection_error",
-)
 _WORKER_APP = re.compile(r":(\d+)$")
 
 
@@ -32,17 +24,11 @@ def _number(value: str | None) -> float:
         return 0.0
 
 
-def read_requests(run_dir: Path) -> dict[str, Any]:
+def request_figures(folder: RunFolder) -> dict[str, Any]:
     """Totals and percentiles from Locust's aggregated stats row."""
-    path = run_dir / f"{LOCUST_PREFIX}_stats.csv"
-    empty = {"total": 0, "failures": 0, "failure_ratio": 0.0, "rps": 0.0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0}
-    if not path.exists():
-        return empty
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"]
-    if not rows:
-        return empty
-    row = rows[-1]
+    row = folder.locust_totals
+    if row is None:
+        return {"total": 0, "failures": 0, "failure_ratio": 0.0, "rps": 0.0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0}
     total = int(_number(row["Request Count"]))
     failures = int(_number(row["Failure Count"]))
     return {
@@ -56,32 +42,17 @@ def read_requests(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def error_class(message: str) -> str:
-    """The class named in a Locust failure message, e.g. "CatchResponseError('pool_timeout')"."""
-    found = re.search(r"\b(pool_[a-z_]+|db_[a-z_]+|http_[a-z0-9_]+)\b", message)
-    return found.group(1) if found else "other"
-
-
-def read_errors(run_dir: Path) -> dict[str, int]:
-    path = run_dir / f"{LOCUST_PREFIX}_failures.csv"
+def errors_by_class(folder: RunFolder) -> dict[str, int]:
+    """Failed requests by class, from Locust's failure table."""
     counts: Counter[str] = Counter()
-    if path.exists():
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                counts[error_class(row.get("Error", ""))] += int(_number(row.get("Occurrences")))
+    for row in folder.locust_failures:
+        counts[error_class(row.get("Error", ""))] += int(_number(row.get("Occurrences")))
     return dict(sorted(counts.items()))
 
 
 def worker_pid(application_name: str) -> int | None:
     match = _WORKER_APP.search(application_name)
     return int(match.group(1)) if match else None
-
-
-def app_prefix(manifest: dict[str, Any]) -> str:
-    """The prefix of the app's clients in connections.csv: `poolcheck-app:` for the sample app,
-    none for an app of your own, whose watched connections are all its own."""
-    name = manifest.get("app_name", "poolcheck-app")
-    return f"{name}:" if name else ""
 
 
 def connection_figures(rows: list[dict[str, Any]], *, app_prefix: str) -> dict[str, Any]:
@@ -165,33 +136,31 @@ def decide(
     ]
 
 
-def _server_limits(manifest: dict[str, Any], run_dir: Path) -> dict[str, int]:
-    """Limits as the server reported them (server.json), else as configured."""
-    limits = dict(manifest["server"])
-    path = run_dir / SERVER_JSON
-    if path.exists():
-        reported = read_json(path)
-        for name in ("max_connections", "superuser_reserved_connections", "reserved_connections"):
-            if name in reported:
-                limits[name] = int(reported[name])
-    limits["usable"] = (
-        limits["max_connections"] - limits["superuser_reserved_connections"] - limits.get("reserved_connections", 0)
-    )
-    return limits
+def server_limits(folder: RunFolder) -> dict[str, Any]:
+    """The manifest's server section, its limits as the server reported them (server.json) where it did."""
+    limits = dict(folder.manifest["server"])
+    for name in ("max_connections", "superuser_reserved_connections", "reserved_connections"):
+        if name in folder.server_settings:
+            limits[name] = int(folder.server_settings[name])
+    usable = ServerLimits(
+        max_connections=limits["max_connections"],
+        superuser_reserved_connections=limits["superuser_reserved_connections"],
+        reserved_connections=limits.get("reserved_connections", 0),
+    ).usable
+    return {**limits, "usable": usable}
 
 
-def summarize(run_dir: Path) -> dict[str, Any]:
-    """Everything summary.json holds, computed from the files of `run_dir` alone."""
-    manifest = read_json(run_dir / MANIFEST)
+def summarize(run: RunFolder | Path) -> dict[str, Any]:
+    """Everything summary.json holds, computed from the files of the run folder alone."""
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    manifest = folder.manifest
     config = manifest["config"]
     budget = manifest["budget"]
-    server = _server_limits(manifest, run_dir)
-    csv_path = run_dir / CONNECTIONS_CSV
-    rows = read_connections(csv_path) if csv_path.exists() else []
-    figures = connection_figures(rows, app_prefix=app_prefix(manifest))
-    requests = read_requests(run_dir)
-    errors = read_errors(run_dir)
-    accounting = accounting_sections(run_dir, manifest=manifest, rows=rows, sampled=figures, app_prefix=app_prefix(manifest))
+    server = server_limits(folder)
+    figures = connection_figures(folder.connections, app_prefix=folder.app_prefix)
+    requests = request_figures(folder)
+    errors = errors_by_class(folder)
+    accounting = accounting_sections(folder, sampled=figures)
     verdict, reasons = decide(
         peak=figures["peak"],
         harness_clients=budget["extra_clients"] - config["other_clients"],
@@ -226,11 +195,43 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "connections": figures,
         "requests": requests,
         "errors_by_class": errors,
-        "faults": fault_figures(
-            run_dir, events=read_events(run_dir), connections=rows, pools_total=budget["pools_total"]
-        ),
+        "faults": fault_figures(folder, pools_total=budget["pools_total"]),
         **accounting,
         "sample_interval_s": config["sample_interval"],
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
     }
+
+
+# -- figures other parts read back from a stored summary.json ---------------------
+
+
+def exact_peak(summary: dict[str, Any]) -> Any:
+    """The exact peak when the summary has one (`exact.peak`; older summaries: `peak_connections`)."""
+    exact = summary.get("exact")
+    if not isinstance(exact, dict):
+        return None
+    return next((exact[k] for k in ("peak", "peak_connections", "max_concurrent") if k in exact), None)
+
+
+def pool_figure(summary: dict[str, Any], key: str) -> Any:
+    """A figure of the `pool` section; None when the run scraped no pool stats."""
+    pool = summary.get("pool")
+    return pool.get(key) if isinstance(pool, dict) and pool.get("available") else None
+
+
+def mean_pool_wait_ms(summary: dict[str, Any]) -> float | None:
+    """Mean time a request waited for a connection, from the pools' own counters."""
+    waited, served = pool_figure(summary, "wait_ms_total"), pool_figure(summary, "requests_total")
+    return round(waited / served, 2) if waited is not None and served else None
+
+
+def burst_drains(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The drain after each burst (`lifecycle.drain.bursts`); empty for summaries older than it."""
+    return list(summary.get("lifecycle", {}).get("drain", {}).get("bursts", []))
+
+
+def slowest_drain_s(summary: dict[str, Any]) -> float | None:
+    """Seconds until connections were back at min_size after the slowest burst that drained (None: none did)."""
+    drained = [b["drain_s"] for b in burst_drains(summary) if b.get("drain_s") is not None]
+    return max(drained) if drained else None

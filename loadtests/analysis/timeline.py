@@ -1,35 +1,23 @@
 """A run folder's data as time series on one axis: seconds since the load started.
 
-Every reader here is a pure function of the files of a run folder, so the
-run report and the comparison draw the same numbers the summary counts.
-Missing files give empty series: an interrupted run still has a report.
+Every series is a pure function of a `RunFolder`, read through it, so the run
+report and the comparison draw the same rows the summary counts. Missing
+files give empty series: an interrupted run still has a report.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests.sources.collector import CONNECTIONS_CSV, read_connections
-from loadtests.sources.pool_stats import POOL_STATS_CSV, read_pool_stats
-from loadtests.run_folder import LOCUST_PREFIX, MANIFEST, SUMMARY, read_json
+from loadtests.analysis.folder import RunFolder
+from loadtests.analysis.summary import summarize
+from loadtests.failure_classes import OTHER
+from loadtests.run_folder import epoch
 from loadtests.shapes import BURST
-
-LOAD_JSON = f"{LOCUST_PREFIX}_load.json"
-FAILURES_BY_SECOND_CSV = f"{LOCUST_PREFIX}_failures_by_second.csv"
-STATS_HISTORY_CSV = f"{LOCUST_PREFIX}_stats_history.csv"
-# Drawn in this order, bottom of the stack first; the aborted state is rare and joins its parent.
-STATE_COLUMNS = {
-    "active": ("active",),
-    "idle in transaction": ("idle_in_transaction", "idle_in_transaction_aborted"),
-    "idle": ("idle",),
-    "other": ("other",),
-}
+from loadtests.sources.collector import STATE_GROUPS
 
 
 @dataclass
@@ -56,41 +44,12 @@ class Load:
     percentiles: dict[str, list[float | None]] = field(default_factory=dict)
 
 
-def epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
-
-
-def load_start(run_dir: Path) -> float:
-    """Epoch seconds when Locust started the shape: t = 0 of every series.
-
-    Precise when the locustfile recorded it; else Locust's first history row
-    (whole seconds), else when the runner started Locust.
-    """
-    path = run_dir / LOAD_JSON
-    if path.exists():
-        return float(read_json(path)["started_at_epoch"])
-    first = _first_history_timestamp(run_dir)
-    if first is not None:
-        return first
-    manifest = read_json(run_dir / MANIFEST)
-    for key in ("load_started_at", "started_at"):
-        if manifest.get(key):
-            return epoch(manifest[key])
-    return 0.0
-
-
-def _first_history_timestamp(run_dir: Path) -> float | None:
-    for row in _history_rows(run_dir):
-        return float(row["Timestamp"])
-    return None
-
-
-def _history_rows(run_dir: Path) -> list[dict[str, str]]:
-    path = run_dir / STATS_HISTORY_CSV
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if row.get("Name") == "Aggregated" and row.get("Timestamp")]
+def axis_origin(folder: RunFolder) -> float:
+    """Epoch seconds of t = 0 on every chart: the load's start, else the run's (the load never started)."""
+    if folder.load_start is not None:
+        return folder.load_start
+    started = folder.manifest.get("started_at")
+    return epoch(started) if started else 0.0
 
 
 def _worker_label(app_name: str, app_prefix: str) -> str:
@@ -99,18 +58,17 @@ def _worker_label(app_name: str, app_prefix: str) -> str:
 
 
 def _state_counts(counts: dict[str, int]) -> dict[str, int]:
-    return {label: sum(counts.get(c, 0) for c in columns) for label, columns in STATE_COLUMNS.items()}
+    return {label: sum(counts.get(c, 0) for c in columns) for label, columns in STATE_GROUPS.items()}
 
 
-def connections(run_dir: Path, *, t0: float, app_prefix: str) -> Connections:
+def connections(folder: RunFolder, *, t0: float) -> Connections:
     """connections.csv on the load's time axis; workers are the app's application_names."""
-    path = run_dir / CONNECTIONS_CSV
-    rows = read_connections(path) if path.exists() else []
+    rows, app_prefix = folder.connections, folder.app_prefix
     apps = sorted({a for r in rows for a in r["by_application"] if a.startswith(app_prefix)}, key=_natural)
     out = Connections()
-    out.states = {label: [] for label in STATE_COLUMNS}
+    out.states = {label: [] for label in STATE_GROUPS}
     out.workers = {_worker_label(a, app_prefix): [] for a in apps}
-    out.worker_states = {_worker_label(a, app_prefix): {s: [] for s in STATE_COLUMNS} for a in apps}
+    out.worker_states = {_worker_label(a, app_prefix): {s: [] for s in STATE_GROUPS} for a in apps}
     for row in rows:
         out.t.append(round(epoch(row["timestamp"]) - t0, 3))
         out.total.append(row["total"])
@@ -139,7 +97,7 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def load(run_dir: Path, *, t0: float) -> Load:
+def load(folder: RunFolder, *, t0: float) -> Load:
     """Aggregated rows of Locust's history: users, per-second rates, recent percentiles.
 
     Rates come from the change of the cumulative counts between rows: Locust's
@@ -147,7 +105,7 @@ def load(run_dir: Path, *, t0: float) -> Load:
     """
     out = Load(percentiles={"p50": [], "p95": [], "p99": []})
     previous: tuple[float, float, float] | None = None
-    for row in _history_rows(run_dir):
+    for row in folder.locust_history:
         now = (float(row["Timestamp"]), _number(row.get("Total Request Count")) or 0.0,
                _number(row.get("Total Failure Count")) or 0.0)
         span = now[0] - previous[0] if previous else 0.0
@@ -161,20 +119,16 @@ def load(run_dir: Path, *, t0: float) -> Load:
     return out
 
 
-def failures_by_class(run_dir: Path, *, t0: float) -> dict[str, tuple[list[float], list[int]]]:
+def failures_by_class(folder: RunFolder, *, t0: float) -> dict[str, tuple[list[float], list[int]]]:
     """Failures per second of each error class, as the locustfile counted them."""
-    path = run_dir / FAILURES_BY_SECOND_CSV
-    if not path.exists():
-        return {}
     counts: dict[str, dict[float, int]] = defaultdict(dict)
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            second = _number(row.get("timestamp"))
-            count = _number(row.get("count"))
-            if second is None or count is None:
-                continue  # a torn last line
-            seconds = counts[row.get("error_class") or "other"]
-            seconds[round(second - t0, 3)] = seconds.get(round(second - t0, 3), 0) + int(count)
+    for row in folder.failures_by_second:
+        second = _number(row.get("timestamp"))
+        count = _number(row.get("count"))
+        if second is None or count is None:
+            continue  # a torn last line
+        seconds = counts[row.get("error_class") or OTHER]
+        seconds[round(second - t0, 3)] = seconds.get(round(second - t0, 3), 0) + int(count)
     return {name: (sorted(s), [s[t] for t in sorted(s)]) for name, s in sorted(counts.items())}
 
 
@@ -183,56 +137,18 @@ def burst_phases(manifest: dict[str, Any]) -> list[tuple[float, float]]:
     return [(p["start_s"], p["end_s"]) for p in manifest.get("shape", []) if p.get("phase") == BURST]
 
 
-def fault_marks(run_dir: Path, *, t0: float) -> list[tuple[float, str]]:
+def fault_marks(folder: RunFolder, *, t0: float) -> list[tuple[float, str]]:
     """(seconds, label) of each injected fault, when the run had any."""
-    path = run_dir / "faults.jsonl"
-    if not path.exists():
-        return []
     marks = []
-    for line in path.read_text().splitlines():
+    for event in folder.fault_events:
         try:
-            event = json.loads(line)
             marks.append((round(event["load_start_epoch"] + event["at_s"] - t0, 3), str(event["kind"])))
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (KeyError, TypeError):
             continue
     return marks
 
 
-def _busy(series: Connections, i: int) -> int:
-    return series.total[i] - series.states["idle"][i]
-
-
-def drain_after_bursts(series: Connections, bursts: list[tuple[float, float]]) -> list[dict[str, Any]]:
-    """For each burst: seconds after its end until busy connections and all connections
-    are back to the level of the quiet time before it (None: not within the next quiet phase).
-
-    Busy means not idle: connections a request holds. The pools keep idle
-    connections until max_idle, so the total often stays up.
-    """
-    drains = []
-    for n, (start, end) in enumerate(bursts):
-        until = bursts[n + 1][0] if n + 1 < len(bursts) else float("inf")
-        before = [i for i, t in enumerate(series.t) if start - 3.0 <= t < start]
-        after = [i for i, t in enumerate(series.t) if end <= t < until]
-        busy_level = max((_busy(series, i) for i in before), default=0)
-        total_level = max((series.total[i] for i in before), default=0)
-        drains.append({
-            "burst_end_s": end,
-            "busy_drain_s": _first_at_or_below(series, after, lambda i: _busy(series, i), busy_level, end),
-            "total_drain_s": _first_at_or_below(series, after, lambda i: series.total[i], total_level, end),
-            "peak_in_burst": max((series.total[i] for i, t in enumerate(series.t) if start <= t < end), default=0),
-        })
-    return drains
-
-
-def _first_at_or_below(series: Connections, indices: list[int], value: Any, level: int, since: float) -> float | None:
-    for i in indices:
-        if value(i) <= level:
-            return round(max(series.t[i] - since, 0.0), 2)
-    return None
-
-
-def pool_stats(run_dir: Path, *, t0: float) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+def pool_stats(folder: RunFolder, *, t0: float) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
     """pool_stats.csv, when the run has one: {figure: {worker: (t, values)}}.
 
     Gauges are drawn as scraped; the cumulative wait is turned into the mean
@@ -240,7 +156,7 @@ def pool_stats(run_dir: Path, *, t0: float) -> dict[str, dict[str, tuple[list[fl
     """
     out: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     previous: dict[str, dict[str, Any]] = {}
-    for row in read_pool_stats(run_dir / POOL_STATS_CSV):
+    for row in folder.pool_stats:
         worker = f"h{row['host']} pid {row['pid']}"
         t = round(epoch(row["timestamp"]) - t0, 3)
         before = previous.get(worker)
@@ -261,28 +177,31 @@ def pool_stats(run_dir: Path, *, t0: float) -> dict[str, dict[str, tuple[list[fl
 
 
 @dataclass
-class Run:
-    """A finished run folder read once: its records and its series on the load's axis."""
+class RunSeries:
+    """A finished run's records and its series on the load's axis, read once from its folder."""
 
-    run_dir: Path
-    manifest: dict[str, Any]
+    folder: RunFolder
     summary: dict[str, Any]
     t0: float
     connections: Connections
     load: Load
 
     @property
+    def run_dir(self) -> Path:
+        return self.folder.path
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.folder.manifest
+
+    @property
     def run_id(self) -> str:
-        return str(self.manifest.get("run_id", self.run_dir.name))
+        return self.folder.run_id
 
 
-def read_run(run_dir: Path) -> Run:
+def read_series(run: RunFolder | Path) -> RunSeries:
     """The run's stored summary (computed from the folder when it has none) and its series."""
-    from loadtests.analysis.summary import summarize  # here: the summary's own readers import the live view, which imports this
-
-    manifest = read_json(run_dir / MANIFEST)
-    summary = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).exists() else summarize(run_dir)
-    t0 = load_start(run_dir)
-    app_name = manifest.get("app_name", "poolcheck-app")
-    app_prefix = f"{app_name}:" if app_name else ""
-    return Run(run_dir, manifest, summary, t0, connections(run_dir, t0=t0, app_prefix=app_prefix), load(run_dir, t0=t0))
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    summary = folder.stored_summary if folder.stored_summary is not None else summarize(folder)
+    t0 = axis_origin(folder)
+    return RunSeries(folder, summary, t0, connections(folder, t0=t0), load(folder, t0=t0))

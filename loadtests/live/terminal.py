@@ -1,23 +1,16 @@
-"""The live view of a run: phase, time, users, rps, connections now and peak vs budget, failures.
+"""The live view of a run in the terminal: phase, time, users, rps, connections now and peak vs budget, failures.
 
-`LiveState` follows the files the collector and Locust append to; the
-terminal display (`Progress`) and the Locust web UI's Database tab
-(`loadtests/live/web_ui.py`) both show it. On a terminal the display redraws
-in place about once a second; elsewhere (CI logs, pipes) it prints a plain
-line every few seconds.
+On a terminal the display redraws in place about once a second; elsewhere
+(CI logs, pipes) it prints a plain line every few seconds.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 import time
-from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -25,96 +18,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from loadtests.budget import ServerLimits
-from loadtests.sources.collector import CONNECTIONS_CSV
-from loadtests.config import RunConfig
+from loadtests.live.state import ConnectionLines, LiveState
 from loadtests.shapes import stage_at
-from loadtests.sources.csv_tail import CsvFollower
-from loadtests.analysis.timeline import FAILURES_BY_SECOND_CSV, STATE_COLUMNS, STATS_HISTORY_CSV
 
-
-_TAIL_BYTES = 8192
-
-
-def last_row(path: Path) -> dict[str, str] | None:
-    """The last complete CSV row of a file being appended to, read from its tail."""
-    try:
-        with open(path, "rb") as f:
-            header = f.readline().decode()
-            size = f.seek(0, io.SEEK_END)
-            f.seek(max(size - _TAIL_BYTES, len(header)))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return None
-    complete = [line for line in lines[1:] if line] if len(lines) > 1 else []
-    if not complete:
-        return None
-    rows = list(csv.DictReader([header, complete[-1]]))
-    return rows[0] if rows else None
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The lines a live view measures connections against."""
-
-    budget: int
-    usable: int
-    max_connections: int
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(float(value or 0))
-    except ValueError:
-        return 0
-
-
-class LiveState:
-    """What a run has recorded so far, read incrementally from its folder."""
-
-    def __init__(self, run_dir: Path, *, keep_samples: int = 1200) -> None:
-        self._connections = CsvFollower(run_dir / CONNECTIONS_CSV)
-        self._history = CsvFollower(run_dir / STATS_HISTORY_CSV)
-        self._failures = CsvFollower(run_dir / FAILURES_BY_SECOND_CSV)
-        self.samples: deque[dict[str, Any]] = deque(maxlen=keep_samples)
-        self.peak = 0
-        self.load: dict[str, str] = {}
-        self.failures_by_class: Counter[str] = Counter()
-
-    def update(self) -> "LiveState":
-        for row in self._connections.new_rows():
-            sample = {"t": float(row.get("elapsed_s") or 0), "total": _int(row.get("total"))}
-            sample.update({state: sum(_int(row.get(c)) for c in columns) for state, columns in STATE_COLUMNS.items()})
-            self.samples.append(sample)
-            self.peak = max(self.peak, sample["total"])
-        for row in self._history.new_rows():
-            if row.get("Name") == "Aggregated":
-                self.load = row
-        for row in self._failures.new_rows():
-            self.failures_by_class[row.get("error_class") or "other"] += _int(row.get("count"))
-        return self
-
-    @property
-    def connections_now(self) -> int:
-        return self.samples[-1]["total"] if self.samples else 0
-
-    @property
-    def users(self) -> int:
-        return _int(self.load.get("User Count"))
-
-    @property
-    def rps(self) -> float:
-        try:
-            return float(self.load.get("Requests/s") or 0)
-        except ValueError:
-            return 0.0
-
-    @property
-    def failures(self) -> int:
-        return _int(self.load.get("Total Failure Count"))
-
-    def failures_text(self) -> str:
-        classes = ", ".join(f"{name} {count}" for name, count in self.failures_by_class.most_common(3))
-        return f"{self.failures} ({classes})" if classes else str(self.failures)
+if TYPE_CHECKING:  # only annotated: the view reads the config, it is no part of making one
+    from loadtests.config import RunConfig
 
 
 class Progress:
@@ -131,7 +39,7 @@ class Progress:
         terminal: bool | None = None,
     ) -> None:
         self.config = config
-        self.limits = Limits(config.budget.total, limits.usable, limits.max_connections)
+        self.limits = ConnectionLines(config.budget.total, limits.usable, limits.max_connections)
         self.echo = echo
         self.state = LiveState(run_dir)
         self.stages = config.stages()

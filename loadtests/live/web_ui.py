@@ -15,8 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from loadtests.live.state import ConnectionLines, LiveState
 from loadtests.present.pages import render
-from loadtests.live.terminal import Limits, LiveState
 from loadtests.run_folder import MANIFEST, read_json
 
 logger = logging.getLogger("poolcheck.live_ui")
@@ -26,17 +26,17 @@ TAB_KEY = "poolcheck-database"
 _REFRESH_MS = 1000
 
 
-def read_limits(run_dir: Path) -> Limits | None:
+def read_connection_lines(run_dir: Path) -> ConnectionLines | None:
     """The lines to draw, from the run's manifest (written before Locust starts)."""
     try:
         manifest = read_json(run_dir / MANIFEST)
     except (OSError, ValueError):
         return None
     server = manifest["server"]
-    return Limits(manifest["budget"]["total"], server["usable"], server["max_connections"])
+    return ConnectionLines(manifest["budget"]["total"], server["usable"], server["max_connections"])
 
 
-def table_rows(state: LiveState, limits: Limits | None) -> list[dict[str, str]]:
+def table_rows(state: LiveState, limits: ConnectionLines | None) -> list[dict[str, str]]:
     rows = [("connections now", state.connections_now), ("peak", state.peak)]
     if limits is not None:
         rows += [("budget", limits.budget), ("usable", limits.usable), ("max_connections", limits.max_connections)]
@@ -47,7 +47,7 @@ def table_rows(state: LiveState, limits: Limits | None) -> list[dict[str, str]]:
     return [{"figure": name, "value": str(value)} for name, value in rows]
 
 
-def snapshot(state: LiveState, limits: Limits | None) -> dict[str, Any]:
+def snapshot(state: LiveState, limits: ConnectionLines | None) -> dict[str, Any]:
     """The page's data: recent samples by state, the limits, the load figures."""
     columns = ("t", "active", "idle in transaction", "idle", "other")
     return {
@@ -83,7 +83,7 @@ def _add_routes(web_ui: Any, *, state: LiveState, run_dir: Path) -> None:
         if request.path != "/stats/requests" or response.status_code != 200:
             return response
         data = json.loads(response.get_data())
-        rows = table_rows(state.update(), read_limits(run_dir))
+        rows = table_rows(state.update(), read_connection_lines(run_dir))
         data["extended_stats"] = [{"key": TAB_KEY, "data": rows}]
         response.set_data(json.dumps(data))
         return response
@@ -94,7 +94,7 @@ def _add_routes(web_ui: Any, *, state: LiveState, run_dir: Path) -> None:
 
     @web_ui.app.route(f"{PAGE}/data")
     def _data() -> Response:
-        return Response(json.dumps(snapshot(state.update(), read_limits(run_dir))), mimetype="application/json")
+        return Response(json.dumps(snapshot(state.update(), read_connection_lines(run_dir))), mimetype="application/json")
 
     @web_ui.app.route(f"{PAGE}/plotly.js")
     def _plotly() -> Response:

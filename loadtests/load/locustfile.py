@@ -14,8 +14,8 @@ import locust.stats
 from locust import LoadTestShape, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from loadtests.failure_classes import failure_name
 from loadtests.live import web_ui as live_ui
-
 from loadtests.load import records as load_record
 from loadtests.shapes import Stage, burst_stages, stage_at
 
@@ -44,15 +44,6 @@ def _records_and_database_view(environment, **kwargs) -> None:
     # in its web UI (when it runs one): the database connections.
     load_record.install(environment)
     live_ui.install(environment)
-
-
-def failure_name(status: int, body: object) -> str:
-    """The failure's class: the app's error class, else the HTTP status."""
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
-    if status == 0:
-        return "http_connection_error"
-    return f"http_{status}"
 
 
 class AppUser(FastHttpUser):

@@ -17,7 +17,8 @@ from typing import Any
 
 import gevent
 
-from loadtests.analysis.summary import error_class
+from loadtests.failure_classes import error_class
+from loadtests.run_folder import FAILURES_BY_SECOND_CSV, LOAD_JSON
 
 logger = logging.getLogger("poolcheck.load_record")
 
@@ -71,7 +72,8 @@ def install(environment: Any) -> None:
     prefix = getattr(environment.parsed_options, "csv_prefix", None)
     if not prefix:
         return
-    counter = FailureCounter(Path(f"{prefix}_failures_by_second.csv"), stats=environment.stats)
-    environment.events.test_start.add_listener(lambda **kwargs: _record_start(Path(f"{prefix}_load.json")))
+    run_dir = Path(prefix).parent  # the runner passes `--csv <run folder>/locust`
+    counter = FailureCounter(run_dir / FAILURES_BY_SECOND_CSV, stats=environment.stats)
+    environment.events.test_start.add_listener(lambda **kwargs: _record_start(run_dir / LOAD_JSON))
     environment.events.quitting.add_listener(lambda **kwargs: counter.flush())
     gevent.spawn(counter.flush_every_second)

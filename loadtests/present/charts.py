@@ -18,8 +18,8 @@ _TIME_AXIS = "seconds since the load started"
 
 
 @dataclass(frozen=True)
-class Limit:
-    """A horizontal line on the connections chart."""
+class LimitLine:
+    """A connection limit drawn as a horizontal line on the connections chart."""
 
     label: str
     value: int
@@ -102,7 +102,7 @@ def _view_menu(visibility: list[list[bool]], names: list[str], *, always: int) -
     return {"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.1, "yanchor": "bottom"}
 
 
-def timeline(conn: Connections, load: Load, *, limits: list[Limit], marks: Marks) -> go.Figure:
+def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: Marks) -> go.Figure:
     """Connections by state (or by worker) against the limits, and the load on the same axis."""
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06,
                            specs=[[{}], [{"secondary_y": True}]])
@@ -162,14 +162,15 @@ def pool(stats: dict[str, dict[str, tuple[list[float], list[float]]]], *, marks:
 
 def lifecycle(conn: Connections, drains: list[dict[str, Any]], *, max_lifetime: float, max_idle: float,
               marks: Marks) -> go.Figure:
-    """Connection ages against max_lifetime and max_idle, and when busy connections drained after each burst."""
+    """Connection ages against max_lifetime and max_idle, and when the connections were back at
+    min_size after each burst (the summary's drain, `drains` with each burst's end on the load's axis)."""
     figure = go.Figure()
     figure.add_trace(_step(conn.t, conn.oldest_backend_s, "oldest connection age (s)", line={"color": "#1f77b4"}))
     figure.add_trace(_step(conn.t, conn.oldest_idle_s, "longest idle (s)", line={"color": "#2ca02c"}))
-    drained = [d for d in drains if d["busy_drain_s"] is not None]
+    drained = [d for d in drains if d["drain_s"] is not None]
     figure.add_trace(go.Scatter(
-        x=[d["burst_end_s"] + d["busy_drain_s"] for d in drained], y=[0] * len(drained), mode="markers+text",
-        name="busy connections drained", text=[f"{d['busy_drain_s']:g} s" for d in drained],
+        x=[d["burst_end_load_s"] + d["drain_s"] for d in drained], y=[0] * len(drained), mode="markers+text",
+        name="connections back at min_size", text=[f"{d['drain_s']:g} s" for d in drained],
         textposition="top center", marker={"symbol": "triangle-up", "size": 11, "color": "#d62728"},
     ))
     top = max(conn.oldest_backend_s, default=0.0)

@@ -17,10 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from loadtests.analysis.summary import exact_peak, mean_pool_wait_ms, pool_figure, slowest_drain_s
+from loadtests.analysis.timeline import RunSeries, read_series
 from loadtests.present import charts
-from loadtests.present.pages import display, render, write_atomically
-from loadtests.present.report import exact_peak
-from loadtests.analysis.timeline import Run, burst_phases, drain_after_bursts, read_run
+from loadtests.present.pages import display, render
+from loadtests.run_folder import write_atomically
 
 logger = logging.getLogger("poolcheck.compare")
 
@@ -72,7 +73,7 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def differing_settings(runs: list[Run]) -> list[Row]:
+def differing_settings(runs: list[RunSeries]) -> list[Row]:
     keys: dict[str, None] = {}
     for run in runs:
         keys.update(dict.fromkeys(run.manifest["config"]))
@@ -84,25 +85,7 @@ def differing_settings(runs: list[Run]) -> list[Row]:
     return rows
 
 
-def _pool(summary: dict[str, Any], key: str) -> Any:
-    pool = summary.get("pool")
-    return pool.get(key) if isinstance(pool, dict) and pool.get("available") else None
-
-
-def mean_pool_wait_ms(summary: dict[str, Any]) -> float | None:
-    """Mean time a request waited for a connection, from the pools' own counters."""
-    waited, served = _pool(summary, "wait_ms_total"), _pool(summary, "requests_total")
-    return round(waited / served, 2) if waited is not None and served else None
-
-
-def slowest_drain_s(run: Run) -> float | None:
-    """Seconds until busy connections drained after the slowest burst (None: no burst drained)."""
-    drains = [d["busy_drain_s"] for d in drain_after_bursts(run.connections, burst_phases(run.manifest))]
-    known = [d for d in drains if d is not None]
-    return max(known) if known else None
-
-
-def measured_rows(runs: list[Run]) -> list[Row]:
+def measured_rows(runs: list[RunSeries]) -> list[Row]:
     summaries = [run.summary for run in runs]
 
     def row(label: str, better: str | None, value: Any) -> Row:
@@ -122,18 +105,18 @@ def measured_rows(runs: list[Run]) -> list[Row]:
     ]
     classes = sorted({name for s in summaries for name in s.get("errors_by_class", {})})
     rows += [row(f"failures: {name}", LOWER, lambda s, n=name: s.get("errors_by_class", {}).get(n, 0)) for name in classes]
-    if any(_pool(s, "wait_ms_total") is not None for s in summaries):
+    if any(pool_figure(s, "wait_ms_total") is not None for s in summaries):
         rows += [
-            row("pool wait ms (total)", LOWER, lambda s: _pool(s, "wait_ms_total")),
+            row("pool wait ms (total)", LOWER, lambda s: pool_figure(s, "wait_ms_total")),
             row("pool wait ms (mean per request)", LOWER, mean_pool_wait_ms),
-            row("requests waiting (max)", LOWER, lambda s: _pool(s, "requests_waiting_max")),
+            row("requests waiting (max)", LOWER, lambda s: pool_figure(s, "requests_waiting_max")),
         ]
-    rows.append(Row("busy connections drained s (slowest burst)", tuple(slowest_drain_s(r) for r in runs), LOWER))
+    rows.append(row("back at min_size s after a burst (slowest)", LOWER, slowest_drain_s))
     rows.append(row("verdict", PASS_FIRST, lambda s: s["verdict"]))
     return rows
 
 
-def shape_warnings(runs: list[Run]) -> list[str]:
+def shape_warnings(runs: list[RunSeries]) -> list[str]:
     """Runs of different load shapes still compare, but the reader should know."""
     first = runs[0]
     return [
@@ -144,7 +127,7 @@ def shape_warnings(runs: list[Run]) -> list[str]:
     ]
 
 
-def terminal_table(runs: list[Run], settings: list[Row], measured: list[Row]) -> Table:
+def terminal_table(runs: list[RunSeries], settings: list[Row], measured: list[Row]) -> Table:
     table = Table(title="poolcheck compare (deltas against the first run; * best)", show_lines=False)
     table.add_column("")
     for run in runs:
@@ -165,7 +148,7 @@ def _cell(row: Row, index: int) -> str:
     return f"{text} ({delta})" if delta else text
 
 
-def render_compare(runs: list[Run]) -> str:
+def render_compare(runs: list[RunSeries]) -> str:
     rows = differing_settings(runs) + measured_rows(runs)
     overlay = charts.overlay([(run.run_id, run.connections, run.load) for run in runs])
     return render(
@@ -188,7 +171,7 @@ def default_page(run_dirs: list[Path]) -> Path:
 
 def compare(run_dirs: list[Path], *, out: Path | None = None, console: Console | None = None) -> Path:
     """Print the table, write the page; return the page's path."""
-    runs = [read_run(d) for d in run_dirs]
+    runs = [read_series(d) for d in run_dirs]
     # Off a terminal (CI logs, pipes) rich assumes 80 columns: give the run ids room instead.
     console = console or Console(width=None if sys.stdout.isatty() else 240)
     for warning in shape_warnings(runs):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -23,14 +21,6 @@ def _environment() -> jinja2.Environment:
 
 def render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
-
-
-def write_atomically(path: Path, text: str) -> Path:
-    """A reader (or a browser reloading) never sees half a page."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def display(value: Any) -> str:

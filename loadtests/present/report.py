@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests.present import charts
+from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.sections import accounting_lines
+from loadtests.analysis.summary import burst_drains, exact_peak
+from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_class, fault_marks, pool_stats, read_series
 from loadtests.budget import Budget, ServerLimits, explain
-from loadtests.present.pages import display, flatten, render, write_atomically
-from loadtests.analysis.timeline import Run, burst_phases, drain_after_bursts, failures_by_class, fault_marks, pool_stats, read_run
+from loadtests.present import charts
+from loadtests.present.pages import display, flatten, render
+from loadtests.run_folder import REPORT_HTML, write_atomically
 
 logger = logging.getLogger("poolcheck.report")
-
-REPORT_HTML = "report.html"
 # Summary keys the page shows in its own sections; any other key gets a table of its own.
 _SHOWN_KEYS = {
     "run_id", "verdict", "reasons", "complete", "budget", "server", "peak_connections", "peak_connections_at_s",
@@ -40,37 +41,43 @@ class Chart:
     html: str
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write `run_dir/report.html` from the folder's data; return its path."""
-    return write_atomically(run_dir / REPORT_HTML, render_report(run_dir))
+def write_run_report(run: RunFolder | Path) -> Path:
+    """Write report.html into the run folder from the folder's data; return its path."""
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    return write_atomically(folder.file(REPORT_HTML), render_report(folder))
 
 
-def render_report(run_dir: Path) -> str:
-    run = read_run(run_dir)
-    return render("report.html.j2", **_context(run))
+def render_report(run: RunFolder | Path) -> str:
+    series = read_series(run)
+    return render("report.html.j2", **_context(series))
 
 
-def limit_lines(summary: dict[str, Any]) -> list[charts.Limit]:
+def limit_lines(summary: dict[str, Any]) -> list[charts.LimitLine]:
     server = summary["server"]
     return [
-        charts.Limit("budget", summary["budget"]["total"], "#1f77b4"),
-        charts.Limit("usable", server["usable"], "#ef6c00"),
-        charts.Limit("max_connections", server["max_connections"], "#c62828", dash="solid"),
+        charts.LimitLine("budget", summary["budget"]["total"], "#1f77b4"),
+        charts.LimitLine("usable", server["usable"], "#ef6c00"),
+        charts.LimitLine("max_connections", server["max_connections"], "#c62828", dash="solid"),
     ]
 
 
-def _charts(run: Run) -> list[Chart]:
+def drain_rows(run: RunSeries) -> list[dict[str, Any]]:
+    """The summary's drain after each burst, with the burst's end on the charts' axis (seconds of the load)."""
+    ends = [end for _, end in burst_phases(run.manifest)]
+    return [{**burst, "burst_end_load_s": end} for end, burst in zip(ends, burst_drains(run.summary))]
+
+
+def _charts(run: RunSeries, drains: list[dict[str, Any]]) -> list[Chart]:
     config = run.manifest["config"]
-    marks = charts.Marks(tuple(burst_phases(run.manifest)), tuple(fault_marks(run.run_dir, t0=run.t0)))
+    marks = charts.Marks(tuple(burst_phases(run.manifest)), tuple(fault_marks(run.folder, t0=run.t0)))
     figures = [
         ("timeline", charts.timeline(run.connections, run.load, limits=limit_lines(run.summary), marks=marks)),
         ("latency", charts.latency(run.load, marks=marks)),
-        ("failures", charts.failures(failures_by_class(run.run_dir, t0=run.t0), run.load, marks=marks)),
+        ("failures", charts.failures(failures_by_class(run.folder, t0=run.t0), run.load, marks=marks)),
     ]
-    pool = pool_stats(run.run_dir, t0=run.t0)
+    pool = pool_stats(run.folder, t0=run.t0)
     if pool:
         figures.append(("pool", charts.pool(pool, marks=marks)))
-    drains = drain_after_bursts(run.connections, burst_phases(run.manifest))
     figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=config["max_lifetime"],
                                                   max_idle=config["max_idle"], marks=marks)))
     return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=n == 0))
@@ -94,14 +101,6 @@ def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     if exact is not None:
         rows.append(("peak exact", display(exact), "from the server's connection log"))
     return rows
-
-
-def exact_peak(summary: dict[str, Any]) -> Any:
-    """The exact peak when the summary has one (`exact.peak` or `exact.peak_connections`)."""
-    exact = summary.get("exact")
-    if not isinstance(exact, dict):
-        return None
-    return next((exact[k] for k in ("peak", "peak_connections", "max_concurrent") if k in exact), None)
 
 
 def _budget_line(summary: dict[str, Any]) -> str:
@@ -132,8 +131,9 @@ def _extra_sections(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return sections
 
 
-def _context(run: Run) -> dict[str, Any]:
+def _context(run: RunSeries) -> dict[str, Any]:
     summary, manifest = run.summary, run.manifest
+    drains = drain_rows(run)
     config = {k: v for k, v in manifest["config"].items() if k not in _HIDDEN_SETTINGS}
     return {
         "run_id": run.run_id,
@@ -146,9 +146,9 @@ def _context(run: Run) -> dict[str, Any]:
         "budget_line": _budget_line(summary),
         "budget_rows": budget_rows(summary),
         "sample_interval": display(summary.get("sample_interval_s")),
-        "charts": _charts(run),
+        "charts": _charts(run, drains),
         "errors_by_class": summary.get("errors_by_class", {}),
-        "drains": drain_after_bursts(run.connections, burst_phases(manifest)),
+        "drains": drains,
         "request_rows": _request_rows(summary),
         "extra_sections": _extra_sections(summary),
         "config_rows": [(k, display(v)) for k, v in config.items()],

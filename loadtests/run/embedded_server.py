@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from loadtests.run.processes import ManagedProcess
+from loadtests.run_folder import POSTGRES_DIR_TXT, SERVER_LOG_DIR
 
 logger = logging.getLogger("poolcheck.server")
 
@@ -213,7 +214,7 @@ def embedded_server(
     log_dir = work_dir / "log"
     log_dir.mkdir()
     _give_to(log_dir, user)
-    (run_dir / "postgres_dir.txt").write_text(str(work_dir) + "\n")
+    (run_dir / POSTGRES_DIR_TXT).write_text(str(work_dir) + "\n")
     try:
         super_password = secrets.token_urlsafe(16)
         app_password = secrets.token_urlsafe(16)
@@ -252,5 +253,5 @@ def embedded_server(
                 process=postgres,
             )
     finally:
-        shutil.copytree(log_dir, run_dir / "postgres", dirs_exist_ok=True)
+        shutil.copytree(log_dir, run_dir / SERVER_LOG_DIR, dirs_exist_ok=True)
         shutil.rmtree(work_dir, ignore_errors=True)

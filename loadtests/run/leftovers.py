@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from loadtests.run_folder import MANIFEST, read_json, write_json
+from loadtests.run_folder import MANIFEST, POSTGRES_DIR_TXT, SERVER_LOG_DIR, read_json, write_json
 
 logger = logging.getLogger("poolcheck.leftovers")
 
@@ -67,7 +67,7 @@ def _stop_children(manifest: dict[str, Any]) -> list[str]:
 
 def _remove_server_data(run_dir: Path) -> list[str]:
     """Stop a server still running on the recorded data directory, then remove the directory."""
-    record = run_dir / "postgres_dir.txt"
+    record = run_dir / POSTGRES_DIR_TXT
     if not record.exists():
         return []
     work_dir = Path(record.read_text().strip())
@@ -86,7 +86,7 @@ def _remove_server_data(run_dir: Path) -> list[str]:
     if work_dir.exists():
         log_dir = work_dir / "log"
         if log_dir.exists():
-            shutil.copytree(log_dir, run_dir / "postgres", dirs_exist_ok=True)
+            shutil.copytree(log_dir, run_dir / SERVER_LOG_DIR, dirs_exist_ok=True)
         shutil.rmtree(work_dir, ignore_errors=True)
         removed.append(f"data directory of {run_dir.name}")
     return removed

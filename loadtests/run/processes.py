@@ -17,15 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from loadtests.errors import Interrupted, ProcessError
+
 logger = logging.getLogger("poolcheck.processes")
-
-
-class ProcessError(RuntimeError):
-    """A child process failed to start, or died before it was ready."""
-
-
-class Interrupted(Exception):
-    """The user asked the run to stop (Ctrl-C or SIGTERM)."""
 
 
 def wait_until(
@@ -36,11 +30,13 @@ def wait_until(
     interval: float = 0.05,
     alive: Callable[[], bool] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    log_path: Path | None = None,
 ) -> float:
     """Poll `check` until it returns true; return the seconds it took.
 
     `alive` lets the caller fail fast when the process being waited for has
-    already died, instead of waiting out the whole deadline.
+    already died, instead of waiting out the whole deadline; the error then
+    names `log_path`, where the process said why.
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -50,9 +46,9 @@ def wait_until(
         if check():
             return time.monotonic() - start
         if alive is not None and not alive():
-            raise ProcessError(f"{what}: the process exited before it was ready")
+            raise ProcessError(f"{what}: the process exited before it was ready", name=what, log_path=log_path)
         if time.monotonic() >= deadline:
-            raise ProcessError(f"{what}: not ready after {timeout:g} s")
+            raise ProcessError(f"{what}: not ready after {timeout:g} s", name=what, log_path=log_path)
         time.sleep(interval)
 
 
@@ -133,7 +129,7 @@ class ManagedProcess:
     @property
     def pid(self) -> int:
         if self.process is None:
-            raise ProcessError(f"{self.name} is not started")
+            raise ProcessError(f"{self.name} is not started", name=self.name)
         return self.process.pid
 
     def running(self) -> bool:
@@ -162,6 +158,7 @@ class ManagedProcess:
                     what=self.name,
                     alive=self.running,
                     cancelled=self.cancelled,
+                    log_path=self.log_path,
                 )
             except BaseException:
                 self.stop()
@@ -215,3 +212,15 @@ class ManagedProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The harness's environment for a child, with `extra` on top.
+
+    The sample app's settings (POOL_*, DATABASE_URL) are dropped: a child must
+    get them from this run's config, never from whatever shell started poolcheck.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POOL_", "DATABASE_URL"))}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

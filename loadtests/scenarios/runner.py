@@ -19,7 +19,9 @@ from typing import Any
 
 from loadtests.config import RunConfig
 from loadtests.run_folder import SUMMARY, now_iso, read_json, unique_dir, utc_stamp, write_json
-from loadtests.run.runner import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, Runner, preflight
+from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS
+from loadtests.run.preflight import preflight
+from loadtests.run.runner import Runner
 from loadtests.scenarios.catalog import FAULTY, FIXED, HALVES, Finding, Scenario, find
 
 logger = logging.getLogger("poolcheck.scenario_runner")

@@ -20,7 +20,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,12 +34,11 @@ from loadtests.sources.attribution import (
     socket_table,
     unnamed_endpoints,
 )
+from loadtests.run_folder import CONNECTIONS_CSV, SERVER_JSON, epoch, iso_time
 from loadtests.sources.sampling_loop import SamplingLoop
 
 logger = logging.getLogger("poolcheck.collector")
 
-CONNECTIONS_CSV = "connections.csv"
-SERVER_JSON = "server.json"
 STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call", "disabled")
 COLUMNS = (
     "timestamp",
@@ -56,6 +54,15 @@ COLUMNS = (
     "query_ms",
     "by_application",
 )
+
+# The state columns as the charts and the live view draw them, bottom of a stack first;
+# the aborted state is rare and joins its parent.
+STATE_GROUPS = {
+    "active": ("active",),
+    "idle in transaction": ("idle_in_transaction", "idle_in_transaction_aborted"),
+    "idle": ("idle",),
+    "other": ("other",),
+}
 
 _ACTIVITY_SQL = """
 SELECT coalesce(state, ''), application_name, host(client_addr), client_port,
@@ -112,7 +119,7 @@ def reduce_rows(rows: Iterable[Sequence[Any]], *, timestamp: float, elapsed_s: f
 
 def to_row(sample: Sample) -> list[Any]:
     return [
-        datetime.fromtimestamp(sample.timestamp, timezone.utc).isoformat(timespec="milliseconds"),
+        iso_time(sample.timestamp),
         f"{sample.elapsed_s:.3f}",
         sample.total,
         sample.states["active"],
@@ -148,6 +155,28 @@ def read_connections(path: Path) -> list[dict[str, Any]]:
             except (KeyError, TypeError, ValueError):
                 continue
     return rows
+
+
+def clock_origin(row: dict[str, Any]) -> float:
+    """Epoch seconds of the collector's time zero (its `elapsed_s` axis), from any parsed row."""
+    return epoch(row["timestamp"]) - row["elapsed_s"]
+
+
+def first_sample(path: Path) -> dict[str, Any] | None:
+    """The first complete row of a connections.csv, read without reading the rest (it may be growing)."""
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                return parse_row(row)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def collector_start(path: Path) -> float | None:
+    """When the collector started (epoch seconds), from its first sample; None before it has one."""
+    row = first_sample(path)
+    return None if row is None else clock_origin(row)
 
 
 def read_server_settings(conn: psycopg.Connection) -> dict[str, str]:

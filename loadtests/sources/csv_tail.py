@@ -1,9 +1,12 @@
-"""Follow a CSV file another process appends to: each call returns the rows added since the last."""
+"""CSV files another process appends to: is there a first row yet, what is new, what is the last row."""
 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
+
+_TAIL_BYTES = 8192  # longer than any row the samplers write
 
 
 def has_data_row(path: Path) -> bool:
@@ -38,3 +41,20 @@ class CsvFollower:
         if self._header is None:
             return []
         return [dict(zip(self._header, values)) for values in csv.reader(lines) if len(values) == len(self._header)]
+
+
+def last_row(path: Path) -> dict[str, str] | None:
+    """The last complete row of a CSV file being appended to, read from its tail."""
+    try:
+        with open(path, "rb") as f:
+            header = f.readline().decode()
+            size = f.seek(0, io.SEEK_END)
+            f.seek(max(size - _TAIL_BYTES, len(header)))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    complete = [line for line in lines[1:] if line] if len(lines) > 1 else []
+    if not complete:
+        return None
+    rows = list(csv.DictReader([header, complete[-1]]))
+    return rows[0] if rows else None

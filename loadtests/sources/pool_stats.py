@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import LOOP_LAG, POOL_PREFIX, POOL_STATS
+from loadtests.run_folder import iso_time
 
-POOL_STATS_CSV = "pool_stats.csv"
-WORKERS_CSV = "workers.csv"
 LAG_COLUMN = "event_loop_lag_ms"
 COLUMNS = ("timestamp", "elapsed_s", "host", "pid", *POOL_STATS, LAG_COLUMN)
 WORKER_COLUMNS = ("timestamp", "elapsed_s", "pid", "alive", "connections")
@@ -56,10 +54,6 @@ def stat_rows(by_pid: dict[int, dict[str, float]], *, timestamp: float, elapsed_
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
-
-
-def iso_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def read_pool_stats(path: Path) -> list[dict[str, Any]]:

@@ -27,19 +27,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
-from loadtests.sources.collector import CONNECTIONS_CSV, read_connections
-from loadtests.analysis.exact_counts import clock_origin
-from loadtests.sources.pool_stats import (
-    COLUMNS,
-    POOL_STATS_CSV,
-    WORKER_COLUMNS,
-    WORKERS_CSV,
-    iso_time,
-    named_pids,
-    parse_metrics,
-    stat_rows,
-)
-from loadtests.live.terminal import last_row
+from loadtests.run_folder import APP_NAME, CONNECTIONS_CSV, POOL_STATS_CSV, WORKERS_CSV, app_prefix, iso_time
+from loadtests.sources.collector import collector_start
+from loadtests.sources.csv_tail import last_row
+from loadtests.sources.pool_stats import COLUMNS, WORKER_COLUMNS, named_pids, parse_metrics, stat_rows
 from loadtests.sources.sampling_loop import SamplingLoop
 
 logger = logging.getLogger("poolcheck.scraper")
@@ -65,7 +56,8 @@ class Scraper:
         self.interval = interval
         self.app_prefix = app_prefix
         self.loop = SamplingLoop(interval=interval, max_seconds=max_seconds)
-        self._origin = clock_origin(_first_rows(out_dir / CONNECTIONS_CSV), fallback=time.time()) or time.time()
+        # The collector started first (the runner waits for its first row): share its clock.
+        self._origin = collector_start(out_dir / CONNECTIONS_CSV) or time.time()
 
     def run(self) -> None:
         with open(self.out_dir / POOL_STATS_CSV, "w", newline="") as stats, open(self.out_dir / WORKERS_CSV, "w", newline="") as workers:
@@ -100,17 +92,13 @@ class Scraper:
         return [[stamp, elapsed, pid, int(pid_alive(pid)), n] for pid, n in sorted(named.items())]
 
 
-def _first_rows(path: Path) -> list[dict[str, Any]]:
-    return read_connections(path)[:1] if path.exists() else []
-
-
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtests.sources.scraper", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--url", action="append", default=[], help="base URL of an app instance (repeatable)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between scrapes")
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop by itself after this long")
-    parser.add_argument("--app-prefix", default="poolcheck-app:", help="application_name prefix before a worker pid")
+    parser.add_argument("--app-prefix", default=app_prefix(APP_NAME), help="application_name prefix before a worker pid")
     return parser.parse_args(argv)
 
 

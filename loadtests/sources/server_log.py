@@ -20,6 +20,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from loadtests.errors import LogTimezoneError
+from loadtests.run_folder import SERVER_LOG_DIR
+
 logger = logging.getLogger("poolcheck.server_log")
 
 JSONLOG, CSVLOG = "jsonlog", "csvlog"
@@ -38,10 +41,6 @@ _TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*(\S+)?$")
 _OFFSET = re.compile(r"^([+-])(\d\d)(?::?(\d\d))?$")
 # Postmaster messages after which no backend of before is left.
 _ALL_GONE = ("all server processes terminated; reinitializing", "database system is shut down")
-
-
-class LogTimezoneError(ValueError):
-    """The log's timestamps name a zone that cannot be placed (an abbreviation such as CET)."""
 
 
 @dataclass(frozen=True)
@@ -287,7 +286,7 @@ def _copy_csvlog(text: Iterable[str], out: TextIO, keep: Callable[[Record | None
 def find_log(run_dir: Path) -> Path | None:
     """The server log a run folder holds, if any."""
     for name in LOG_NAMES.values():
-        path = run_dir / "postgres" / name
+        path = run_dir / SERVER_LOG_DIR / name
         if path.exists() and path.stat().st_size > 0:
             return path
     return None

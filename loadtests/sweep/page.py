@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 from jinja2 import Environment
 from plotly.subplots import make_subplots
 
+from loadtests.run_folder import read_json, write_atomically
 from loadtests.sweep.recommend import cell_name
-from loadtests.run_folder import read_json
 from loadtests.sweep.table import SWEEP_SUMMARY, TABLE_HEADERS, table_rows
 
 logger = logging.getLogger("poolcheck.sweep_report")
@@ -135,10 +135,9 @@ def render(summary: dict[str, Any]) -> str:
     )
 
 
-def write_report(sweep_dir: Path, summary: dict[str, Any] | None = None) -> Path:
+def write_sweep_page(sweep_dir: Path, summary: dict[str, Any] | None = None) -> Path:
     """Write sweep.html from the summary (read from the folder when not given)."""
     summary = summary if summary is not None else read_json(sweep_dir / SWEEP_SUMMARY)
-    path = sweep_dir / SWEEP_HTML
-    path.write_text(render(summary))
+    path = write_atomically(sweep_dir / SWEEP_HTML, render(summary))
     logger.info("wrote %s", path)
     return path

@@ -24,8 +24,10 @@ from loadtests.config import RunConfig, describe_error
 from loadtests.sweep.recommend import Criteria, cell_name
 from loadtests.redact import Redactor
 from loadtests.run_folder import host_info, now_iso, unique_dir, utc_stamp, versions, write_json
-from loadtests.run.runner import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, Refused, Runner, preflight
-from loadtests.sweep.page import SWEEP_HTML, write_report
+from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, Refused
+from loadtests.run.preflight import preflight
+from loadtests.run.runner import Runner
+from loadtests.sweep.page import SWEEP_HTML, write_sweep_page
 from loadtests.sweep.table import SWEEP_CSV, SWEEP_JSON, SWEEP_SUMMARY, cell_key, summarize_sweep, table_text, write_csv
 
 logger = logging.getLogger("poolcheck.sweep")
@@ -197,7 +199,7 @@ class Sweep:
         summary = summarize_sweep(self.sweep_dir)
         write_json(self.sweep_dir / SWEEP_SUMMARY, summary)
         write_csv(self.sweep_dir / SWEEP_CSV, summary)
-        write_report(self.sweep_dir, summary)
+        write_sweep_page(self.sweep_dir, summary)
         self._print(summary)
         if status == INTERRUPTED:
             return EXIT_INTERRUPTED

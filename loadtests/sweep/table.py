@@ -8,12 +8,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.summary import FAIL, PASS, exact_peak, mean_pool_wait_ms
 from loadtests.budget import ServerLimits
-from loadtests.present.compare import mean_pool_wait_ms
-from loadtests.sweep.recommend import Criteria, recommend
-from loadtests.present.report import exact_peak
 from loadtests.run_folder import SUMMARY, read_json
-from loadtests.analysis.summary import FAIL, PASS
+from loadtests.sweep.recommend import Criteria, recommend
 
 SWEEP_JSON = "sweep.json"
 SWEEP_SUMMARY = "sweep_summary.json"

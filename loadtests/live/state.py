@@ -1,0 +1,82 @@
+"""What a run has recorded so far, followed from the files the collector and Locust append to.
+
+The terminal display (loadtests/live/terminal.py) and the Locust web UI's
+Database tab (loadtests/live/web_ui.py) both show it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtests.failure_classes import OTHER
+from loadtests.run_folder import CONNECTIONS_CSV, FAILURES_BY_SECOND_CSV, LOCUST_HISTORY_CSV
+from loadtests.sources.collector import STATE_GROUPS
+from loadtests.sources.csv_tail import CsvFollower
+
+
+@dataclass(frozen=True)
+class ConnectionLines:
+    """The limits a live view measures connections against: the budget, usable, max_connections."""
+
+    budget: int
+    usable: int
+    max_connections: int
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(float(value or 0))
+    except ValueError:
+        return 0
+
+
+class LiveState:
+    """What a run has recorded so far, read incrementally from its folder."""
+
+    def __init__(self, run_dir: Path, *, keep_samples: int = 1200) -> None:
+        self._connections = CsvFollower(run_dir / CONNECTIONS_CSV)
+        self._history = CsvFollower(run_dir / LOCUST_HISTORY_CSV)
+        self._failures = CsvFollower(run_dir / FAILURES_BY_SECOND_CSV)
+        self.samples: deque[dict[str, Any]] = deque(maxlen=keep_samples)
+        self.peak = 0
+        self.load: dict[str, str] = {}
+        self.failures_by_class: Counter[str] = Counter()
+
+    def update(self) -> "LiveState":
+        for row in self._connections.new_rows():
+            sample = {"t": float(row.get("elapsed_s") or 0), "total": _int(row.get("total"))}
+            sample.update({state: sum(_int(row.get(c)) for c in columns) for state, columns in STATE_GROUPS.items()})
+            self.samples.append(sample)
+            self.peak = max(self.peak, sample["total"])
+        for row in self._history.new_rows():
+            if row.get("Name") == "Aggregated":
+                self.load = row
+        for row in self._failures.new_rows():
+            self.failures_by_class[row.get("error_class") or OTHER] += _int(row.get("count"))
+        return self
+
+    @property
+    def connections_now(self) -> int:
+        return self.samples[-1]["total"] if self.samples else 0
+
+    @property
+    def users(self) -> int:
+        return _int(self.load.get("User Count"))
+
+    @property
+    def rps(self) -> float:
+        try:
+            return float(self.load.get("Requests/s") or 0)
+        except ValueError:
+            return 0.0
+
+    @property
+    def failures(self) -> int:
+        return _int(self.load.get("Total Failure Count"))
+
+    def failures_text(self) -> str:
+        classes = ", ".join(f"{name} {count}" for name, count in self.failures_by_class.most_common(3))
+        return f"{self.failures} ({classes})" if classes else str(self.failures)

@@ -1,0 +1,32 @@
+"""What `--fault` does to a running stack: signal a gunicorn worker, or end the app's idle backends.
+
+(A server restart is the embedded server's own `restart()`.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+import psycopg
+
+def kill_one_worker(master_pid: int, *, signum: int = signal.SIGKILL) -> int:
+    """Signal (SIGKILL by default) the youngest worker of a gunicorn master; gunicorn starts a new one."""
+    workers = psutil.Process(master_pid).children()
+    if not workers:
+        raise RuntimeError(f"gunicorn {master_pid} has no workers to kill")
+    victim = max(workers, key=lambda p: p.create_time())
+    os.kill(victim.pid, signum)
+    return victim.pid
+
+
+def terminate_idle(superuser_dsn: str, *, app_prefix: str) -> int:
+    """pg_terminate_backend() on every idle backend of the app; return how many."""
+    with psycopg.connect(superuser_dsn, autocommit=True, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE backend_type = 'client backend' AND state = 'idle' AND application_name LIKE %s",
+            (app_prefix + "%",),
+        ).fetchall()
+    return sum(1 for (done,) in rows if done)

@@ -1,0 +1,83 @@
+"""Everything that can refuse a run, checked before anything starts: nothing is left to clean up."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import psycopg
+
+from loadtests import budget as budget_math
+from loadtests.budget import ServerLimits
+from loadtests.config import RunConfig
+from loadtests.errors import Refused
+from loadtests.redact import Redactor
+from loadtests.sources.collector import read_server_settings
+
+
+def read_server_limits(dsn: str) -> tuple[ServerLimits, dict[str, str]]:
+    """An existing server's connection limits and settings: read-only, one short connection."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+            settings = read_server_settings(conn)
+    except psycopg.Error as exc:
+        raise Refused(f"--dsn: cannot connect: {Redactor()(str(exc).strip().splitlines()[0])}") from None
+    limits = ServerLimits(
+        max_connections=int(settings["max_connections"]),
+        superuser_reserved_connections=int(settings.get("superuser_reserved_connections", 0)),
+        reserved_connections=int(settings.get("reserved_connections", 0)),
+    )
+    return limits, settings
+
+
+def preflight(config: RunConfig) -> ServerLimits:
+    """The server's limits once every check has passed; Refused names the first that did not."""
+    if config.dsn is not None:
+        try:
+            psycopg.conninfo.conninfo_to_dict(config.dsn)
+        except psycopg.ProgrammingError:
+            raise Refused("--dsn: not a valid connection string or URL") from None
+        limits, _ = read_server_limits(config.dsn)
+    else:
+        limits = config.embedded_limits()
+    _check_writable(config.results_dir)
+    _check_app_ports_free(config)
+    _check_web_port_free(config)
+    if not budget_math.fits(config.budget, limits) and not config.allow_overcommit:
+        raise Refused(
+            f"refused: {budget_math.explain(config.budget, limits)}; "
+            "lower --max-size or --workers, or pass --allow-overcommit to see the failure"
+        )
+    return limits
+
+
+def _check_app_ports_free(config: RunConfig) -> None:
+    if not config.app_port:
+        return
+    for port in range(config.app_port, config.app_port + config.hosts):
+        if _port_taken(port):
+            raise Refused(f"--app-port: port {port} on 127.0.0.1 is in use")
+
+
+def _check_web_port_free(config: RunConfig) -> None:
+    if config.web_ui and _port_taken(config.web_port):
+        raise Refused(f"--web-port: port {config.web_port} on 127.0.0.1 is in use")
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _check_writable(results_dir: Path) -> None:
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        probe = results_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise Refused(f"--results-dir {results_dir}: not writable ({exc.strerror})") from None
