@@ -20,10 +20,11 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from loadtests.analysis.proxy_cuts import proxy_figures
-from loadtests.proxy.events import PROXY_EVENTS, read_events
+from loadtests.proxy.events import read_events
 from loadtests.run.embedded_server import ServerInfo, embedded_server
 from loadtests.run.processes import ManagedProcess, wait_until
 from loadtests.run.proxy_process import app_dsn_through, proxy_process, relay_port, upstream_of
+from loadtests.run_folder import PROXY_EVENTS_JSONL
 
 # A hang the relay fails to end must fail the test, not stall the suite.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -44,7 +45,7 @@ class Relay:
         self.process: ManagedProcess | None = None
 
     def events(self, kind: str | None = None) -> list[dict]:
-        return [e for e in read_events(self.run_dir / PROXY_EVENTS) if kind is None or e["event"] == kind]
+        return [e for e in read_events(self.run_dir / PROXY_EVENTS_JSONL) if kind is None or e["event"] == kind]
 
     def wait_for(self, kind: str, count: int = 1, timeout: float = 10) -> None:
         wait_until(lambda: len(self.events(kind)) >= count, timeout=timeout, what=f"{count} '{kind}' events")

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from loadtests.analysis.proxy_cuts import proxy_figures
-from loadtests.proxy.events import PROXY_EVENTS, EventLog, listening_port, read_events
+from loadtests.proxy.events import EventLog, listening_port, read_events
 from loadtests.run.embedded_server import free_port
 from loadtests.run.proxy_process import proxy_process, relay_port
+from loadtests.run_folder import PROXY_EVENTS_JSONL
 
 
 def _silent_run() -> list[dict]:
@@ -74,7 +75,7 @@ def test_figures_of_no_events() -> None:
 
 
 def test_events_read_back_without_a_torn_last_line(tmp_path: Path) -> None:
-    path = tmp_path / PROXY_EVENTS
+    path = tmp_path / PROXY_EVENTS_JSONL
     log = EventLog(path)
     log.write("listening", port=5123, mode="reset", idle_cut_s=1.0)
     log.write("open", conn=1, client_port=40000)
@@ -103,7 +104,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_started(tmp_path: Path, args: 
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and says in done.stderr and "Traceback" not in done.stderr
-    assert not (tmp_path / PROXY_EVENTS).exists()
+    assert not (tmp_path / PROXY_EVENTS_JSONL).exists()
 
 
 def test_a_taken_port_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -117,7 +118,7 @@ def test_a_taken_port_is_one_line_exit_2(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=30,
         )
     assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
-    assert done.stderr.count("\n") == 1 and not (tmp_path / PROXY_EVENTS).exists()
+    assert done.stderr.count("\n") == 1 and not (tmp_path / PROXY_EVENTS_JSONL).exists()
 
 
 def test_a_server_that_refuses_is_an_upstream_failure_and_a_reset_client(tmp_path: Path) -> None:
@@ -126,6 +127,6 @@ def test_a_server_that_refuses_is_an_upstream_failure_and_a_reset_client(tmp_pat
         with socket.create_connection(("127.0.0.1", relay_port(tmp_path))) as sock:
             with pytest.raises(ConnectionResetError):
                 sock.recv(1)
-    events = read_events(tmp_path / PROXY_EVENTS)
+    events = read_events(tmp_path / PROXY_EVENTS_JSONL)
     assert [e["event"] for e in events] == ["listening", "open", "upstream_failed", "stopped"]
     assert proxy_figures(events)["upstream_failures"] == 1

@@ -15,8 +15,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from loadtests.proxy.events import MODES, PROXY_EVENTS, SILENT, EventLog
+from loadtests.proxy.events import MODES, SILENT, EventLog
 from loadtests.proxy.relay import Relay
+from loadtests.run_folder import PROXY_EVENTS_JSONL
 
 
 class _BadInput(ValueError):
@@ -63,7 +64,7 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
 
 
 async def _serve(args: argparse.Namespace, upstream: tuple[str, int]) -> None:
-    log = EventLog(args.out / PROXY_EVENTS)
+    log = EventLog(args.out / PROXY_EVENTS_JSONL)
     try:
         relay = Relay(
             upstream=upstream, listen_port=args.listen_port, mode=args.mode, idle_cut=args.idle_cut,

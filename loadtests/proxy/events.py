@@ -1,4 +1,5 @@
-"""proxy_events.jsonl: one JSON object per line, written and flushed as it happens.
+"""proxy_events.jsonl (`run_folder.PROXY_EVENTS_JSONL`): one JSON object per line, each
+written and flushed as it happens.
 
 Every event has `event` (its kind), `t` (epoch seconds) and, but for
 `listening` and `stopped`, `conn` (the relay's number for the connection):
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-PROXY_EVENTS = "proxy_events.jsonl"
+
 RESET, SILENT = "reset", "silent"
 MODES = (RESET, SILENT)
 

@@ -8,13 +8,15 @@ at it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from loadtests.proxy.events import PROXY_EVENTS, listening_port
+from loadtests.errors import ProcessError
+from loadtests.proxy.events import listening_port
 from loadtests.run.processes import ManagedProcess
+from loadtests.run.signals import Stop
+from loadtests.run_folder import PROXY_EVENTS_JSONL, PROXY_LOG
 
 
 def proxy_process(
@@ -25,11 +27,10 @@ def proxy_process(
     mode: str,
     max_seconds: float,
     client_timeout: float | None = None,
-    cancelled: Callable[[], bool] | None = None,
-    forced: Callable[[], bool] | None = None,
+    stop: Stop | None = None,
 ) -> ManagedProcess:
     """A ManagedProcess (not started) for the relay; its port is `relay_port(run_dir)` once ready."""
-    events = run_dir / PROXY_EVENTS
+    events = run_dir / PROXY_EVENTS_JSONL
     argv = [
         sys.executable, "-m", "loadtests.proxy",
         "--out", str(run_dir),
@@ -44,19 +45,19 @@ def proxy_process(
     return ManagedProcess(
         "proxy",
         argv,
-        log_path=run_dir / "proxy.log",
+        log_path=run_dir / PROXY_LOG,
         ready=lambda: listening_port(events) is not None,
         ready_timeout=15,
         stop_timeout=3,
-        cancelled=cancelled,
-        forced=forced,
+        cancelled=stop,
+        forced=stop.forced if stop is not None else None,
     )
 
 
 def relay_port(run_dir: Path) -> int:
-    port = listening_port(run_dir / PROXY_EVENTS)
+    port = listening_port(run_dir / PROXY_EVENTS_JSONL)
     if port is None:
-        raise RuntimeError(f"the proxy has not said which port it listens on; see {run_dir / 'proxy.log'}")
+        raise ProcessError(f"proxy: it has not said which port it listens on; see {run_dir / PROXY_LOG}")
     return port
 
 
