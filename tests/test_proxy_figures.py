@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.proxy.events import EventLog, listening_port, read_events
 from loadtests.run.embedded_server import free_port
-from loadtests.run.proxy_process import proxy_process, relay_port
+from loadtests.run.proxy_process import app_dsn_through, proxy_process, relay_port, upstream_of
 from loadtests.run_folder import PROXY_EVENTS_JSONL
 
 
@@ -130,3 +131,24 @@ def test_a_server_that_refuses_is_an_upstream_failure_and_a_reset_client(tmp_pat
     events = read_events(tmp_path / PROXY_EVENTS_JSONL)
     assert [e["event"] for e in events] == ["listening", "open", "upstream_failed", "stopped"]
     assert proxy_figures(events)["upstream_failures"] == 1
+
+
+@pytest.mark.parametrize(
+    ("dsn", "through"),
+    [
+        ("postgresql://app:s3cr@t@db.example:6432/shop?sslmode=disable",
+         "postgresql://app:s3cr@t@127.0.0.1:7000/shop?sslmode=disable"),
+        ("postgres://db.example/shop", "postgres://127.0.0.1:7000/shop"),
+        ("host=db.example port=6432 dbname=shop user=app", "host=127.0.0.1 port=7000 dbname=shop user=app"),
+    ],
+)
+def test_the_app_dsn_points_at_the_relay_in_the_form_it_came(dsn: str, through: str) -> None:
+    assert conninfo_to_dict(app_dsn_through(dsn, 7000)) == conninfo_to_dict(through)
+    assert ("://" in app_dsn_through(dsn, 7000)) == ("://" in dsn)  # a URL stays a URL
+
+
+def test_the_upstream_is_the_dsn_host_and_port() -> None:
+    assert upstream_of("postgresql://app:pw@db.example:6432/shop") == ("db.example", 6432)
+    assert upstream_of("dbname=shop") == ("127.0.0.1", 5432)
+    with pytest.raises(ValueError, match="several hosts"):
+        upstream_of("host=a,b dbname=shop")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -71,5 +72,13 @@ def upstream_of(dsn: str) -> tuple[str, int]:
 
 
 def app_dsn_through(dsn: str, port: int) -> str:
-    """The same DSN, connecting to the relay on 127.0.0.1:`port` instead."""
+    """The same DSN, connecting to the relay on 127.0.0.1:`port` instead.
+
+    A URL stays a URL: asyncpg (`--pool-kind asyncpg`) reads no other form.
+    """
+    url = urlsplit(dsn)
+    if url.scheme in ("postgres", "postgresql"):
+        credentials = url.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"
+        return urlunsplit(url._replace(netloc=netloc))
     return make_conninfo(dsn, host="127.0.0.1", port=str(port))
