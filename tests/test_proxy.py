@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
 from loadtests.analysis.proxy_cuts import proxy_figures
@@ -60,7 +61,7 @@ def relay(tmp_path: Path, server: ServerInfo, *, mode: str, idle_cut: float, app
     )
     with process:
         port = relay_port(tmp_path)
-        r = Relay(tmp_path, app_dsn_through(server.app_dsn, port) + f" application_name={app}")
+        r = Relay(tmp_path, make_conninfo(app_dsn_through(server.app_dsn, port), application_name=app))
         r.process = process
         yield r
     assert process.process is not None and process.process.returncode == 0
