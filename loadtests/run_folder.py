@@ -42,6 +42,9 @@ LOAD_JSON = f"{LOCUST_PREFIX}_load.json"
 FAILURES_BY_SECOND_CSV = f"{LOCUST_PREFIX}_failures_by_second.csv"
 # -- the faults injected (loadtests/faults.py) ------------------------------------
 FAULTS_JSONL = "faults.jsonl"
+# -- the cloud-proxy emulator (loadtests/proxy/) ----------------------------------
+PROXY_EVENTS_JSONL = "proxy_events.jsonl"
+PROXY_LOG = "proxy.log"
 
 # The sample app's connections are named `poolcheck-app:<worker pid>`; the
 # manifest records the name ("" for an app of your own, which names its own).
