@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from app.metrics import MULTIPROC_ENV
+from conftest import require
 from app.settings import Settings
 from loadtests.budget import Budget, ServerLimits, explain, fits
 from loadtests.cli import run as run_command
@@ -80,8 +81,7 @@ def postgres_settings(compose: dict[str, Any]) -> dict[str, str]:
 
 
 def test_compose_validates_against_the_compose_specification(compose):
-    if not SCHEMA.is_file():
-        pytest.skip(f"the Compose Specification schema is not at {SCHEMA.relative_to(ROOT.parent)} beside the project")
+    require(SCHEMA.is_file(), f"the Compose Specification schema is not at {SCHEMA.relative_to(ROOT.parent)} beside the project")
     import jsonschema
 
     schema = json.loads(SCHEMA.read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHORT_RUN, RunResult, poolcheck
+from conftest import SHORT_RUN, RunResult, poolcheck, require
 from loadtests.present.compare import HIGHER, LOWER, PASS_FIRST, Row
 from loadtests.load.records import FailureCounter
 from loadtests.present.pages import flatten
@@ -100,8 +100,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed: `make test` installs it")
+    require(CHROMIUM.exists(), "Debian's chromium is not installed: `make test` installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -168,12 +167,20 @@ def test_report_draws_every_chart_in_a_browser(short_run: RunResult, browser):
     assert (short_run.run_dir / "report.png").stat().st_size > 10_000
 
 
-@pytest.mark.slow
-def test_compare_two_runs_of_different_max_size(short_run: RunResult, tmp_path: Path, browser):
+@pytest.fixture(scope="module")
+def compared(short_run: RunResult, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, subprocess.CompletedProcess[str], Path]:
+    """A second short run (max_size 2) compared with the shared one: the table and the page."""
+    tmp_path = tmp_path_factory.mktemp("compare")
     other = poolcheck("run", *SHORT_RUN, "--workers", "3", "--max-size", "2", results_dir=tmp_path / "results")
     assert other.returncode in (0, 1), other.stdout + other.stderr
     page = tmp_path / "compare.html"
-    done = cli("compare", str(short_run.run_dir), str(other.run_dir), "--out", str(page))
+    return other, cli("compare", str(short_run.run_dir), str(other.run_dir), "--out", str(page)), page
+
+
+@pytest.mark.slow
+def test_compare_two_runs_of_different_max_size(short_run: RunResult, compared):
+    """The terminal table and the page's table: no browser needed."""
+    other, done, page = compared
     assert done.returncode == 0, done.stderr
     peaks = [short_run.json("summary.json")["peak_connections"], other.json("summary.json")["peak_connections"]]
     assert re.search(r"max_size\s*│\s*4\s*│\s*2\b", done.stdout), done.stdout
@@ -181,5 +188,11 @@ def test_compare_two_runs_of_different_max_size(short_run: RunResult, tmp_path: 
     assert re.search(rf"│\s*{peaks[0]}\s*\*?\s*│\s*{peaks[1]}\b", peak_row), peak_row
     html = page.read_text()
     assert "<td>max_size</td>" in html and all(f">{p}" in html for p in peaks)
+
+
+@pytest.mark.slow
+def test_compare_page_draws_both_runs_in_a_browser(compared, browser):
+    other, done, page = compared
+    assert done.returncode == 0, done.stderr
     drawn = open_page(browser, page, other.run_dir / "compare.png")
     assert drawn["overlay"]["points"] > 0 and drawn["overlay"]["paths"] >= 4  # two runs x (connections, rps)
