@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import SHORT_RUN, RunResult, poolcheck, require
+from own_counts import Watch
 from loadtests.present.compare import HIGHER, LOWER, PASS_FIRST, Row
 from loadtests.load.records import FailureCounter
 from loadtests.present.pages import flatten
@@ -196,3 +201,71 @@ def test_compare_page_draws_both_runs_in_a_browser(compared, browser):
     assert done.returncode == 0, done.stderr
     drawn = open_page(browser, page, other.run_dir / "compare.png")
     assert drawn["overlay"]["points"] > 0 and drawn["overlay"]["paths"] >= 4  # two runs x (connections, rps)
+
+
+# -- the live view, during a real run ---------------------------------------------------
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, response.read().decode()
+    except (OSError, urllib.error.URLError):
+        return 0, ""
+
+
+@pytest.mark.slow
+def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
+    """`--web-ui`: Locust's UI with the Database tab, and /poolcheck, while a real run loads the app."""
+    from loadtests.run.embedded_server import free_port
+    from loadtests.run.processes import wait_until
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    watch = Watch(
+        "--web-ui", "--web-port", str(port), "--workers", "2", "--max-size", "3", "--duration", "20",
+        "--quiet-seconds", "3", "--burst-seconds", "6", "--burst-users", "12", "--watch-filter", "user=app",
+        results_dir=tmp_path / "results",
+    )
+    try:
+        data_url = f"{base}/poolcheck/data"
+        wait_until(lambda: len(json.loads(_get(data_url)[1] or "{}").get("samples", {}).get("t", [])) >= 5,
+                   timeout=90, what="the live view's samples")
+        # Over HTTP: the page, its data against the run's own budget, and the figures Locust's UI polls.
+        status, page = _get(f"{base}/poolcheck")
+        assert status == 200 and "/poolcheck/plotly.js" in page and "cdn" not in page.lower()
+        first = json.loads(_get(data_url)[1])
+        assert first["limits"] == {"budget": 2 * 3 + 1, "usable": 37, "max_connections": 40}
+        wait_until(lambda: json.loads(_get(data_url)[1])["samples"]["t"][-1] > first["samples"]["t"][-1] + 1,
+                   timeout=10, what="new samples in the live view")
+        live = json.loads(_get(data_url)[1])
+        # The view's connections against the test's own poll of pg_stat_activity, over the same time.
+        assert 0 < live["peak"] <= watch.own_peak() + 1 <= 2 * 3 + 1, (live["peak"], watch.own_peak())
+        stats = json.loads(_get(f"{base}/stats/requests")[1])
+        (table,) = [t for t in stats["extended_stats"] if t["key"] == "poolcheck-database"]
+        rows = {row["figure"]: row["value"] for row in table["data"]}
+        assert rows["budget"] == "7" and rows["usable"] == "37" and rows["live chart"] == "/poolcheck"
+
+        # In Chromium: the Database tab of Locust's own UI, then the live chart.
+        errors: list[str] = []
+        tab = browser.new_page(viewport={"width": 1366, "height": 900})
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(base)
+        tab.get_by_role("tab", name="Database").click()
+        tab.get_by_text("max_connections").wait_for(timeout=15_000)
+        assert tab.get_by_role("cell", name="budget", exact=True).count() == 1
+        tab.screenshot(path=str(tmp_path / "database-tab.png"))
+        tab.goto(f"{base}/poolcheck")
+        tab.wait_for_function(
+            "() => { const p = document.querySelector('.js-plotly-plot');"
+            " return p && p.data && p.data.some(t => (t.x || []).length > 5); }",
+            timeout=20_000,
+        )
+        tab.close()
+        assert errors == []
+    finally:
+        watch.runner.send_signal(signal.SIGINT)  # no need to wait out the UI's linger
+        run = watch.finish(timeout=60)
+    assert run.returncode == 130, run.stdout + run.stderr
+    assert f"Locust web UI: {base}" in run.stdout
+    assert watch.still_alive() == []
