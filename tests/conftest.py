@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -49,6 +50,16 @@ def leftover_processes(run: RunResult) -> list[str]:
         except psutil.NoSuchProcess:
             pass
     return alive
+
+
+def require(present: bool, missing: str) -> None:
+    """Skip a test whose tool is missing on a developer's machine; under CI (`CI=true`) fail it instead,
+    so that a suite which silently tested less never passes there."""
+    if present:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{missing} (CI=true: a missing tool fails the suite)")
+    pytest.skip(missing)
 
 
 @pytest.fixture

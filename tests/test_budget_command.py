@@ -91,3 +91,16 @@ def test_bad_input_is_one_line(args, names):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and names in lines[0], done.stderr
     assert "pw123" not in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+def test_dsn_reads_the_limits_of_a_real_server(tmp_path):
+    """Settings the test chose for a real server come back in the arithmetic, the password nowhere."""
+    from loadtests.run.embedded_server import embedded_server
+
+    settings = {"max_connections": 57, "superuser_reserved_connections": 4, "reserved_connections": 2}
+    with embedded_server(run_dir=tmp_path, settings=settings) as server:
+        done = budget_command("--workers", "4", "--max-size", "8", "--dsn", server.superuser_dsn)
+    assert done.returncode == 0, done.stderr
+    assert "= 32; usable 51 = max_connections 57 - superuser_reserved 4 - reserved 2; fits (headroom 19)" in done.stdout
+    assert not any(p in done.stdout + done.stderr for p in server.passwords)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from app.metrics import MULTIPROC_ENV
+from conftest import require
 from app.settings import Settings
 from loadtests.budget import Budget, ServerLimits, explain, fits
 from loadtests.cli import run as run_command
@@ -84,8 +85,7 @@ def postgres_settings(compose: dict[str, Any]) -> dict[str, str]:
 
 
 def test_compose_validates_against_the_compose_specification(compose):
-    if not SCHEMA.is_file():
-        pytest.skip(f"the Compose Specification schema is not at {SCHEMA} (set COMPOSE_SPEC_SCHEMA)")
+    require(SCHEMA.is_file(), f"the Compose Specification schema is not at {SCHEMA} (set COMPOSE_SPEC_SCHEMA)")
     import jsonschema
 
     schema = json.loads(SCHEMA.read_text())

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 import pytest
 
 from conftest import poolcheck
+from own_counts import Watch, locust_failures, locust_totals, log_records
 from loadtests.sources.collector import read_connections
 from loadtests.run.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
+STOP_TIMEOUTS_S = 5 + 3 + 8 + 3 + 5  # ManagedProcess stop_timeout of each child (loadtests/run/runner.py)
 LOAD = ["--duration", "30", "--workers", "2", "--max-size", "4", "--quiet-seconds", "3", "--burst-seconds", "6"]
 
 
@@ -91,7 +97,10 @@ def test_interrupt_stops_everything_and_keeps_the_data(phase, results_dir):
     signalled = time.monotonic()
     stdout, stderr = runner.communicate(timeout=30)
     assert runner.returncode == 130, stdout + stderr
-    assert time.monotonic() - signalled < 10 + 2  # every child stopped within 10 s
+    # Every child stopped within its own stop timeout, one after another: Locust 5 s, scraper 3 s,
+    # gunicorn 8 s, collector 3 s, server 5 s = 24 s at worst (3 to 6 s is usual); a busy machine
+    # stays inside that sum, a child that ignores its stop signal and its SIGKILL does not.
+    assert time.monotonic() - signalled < STOP_TIMEOUTS_S + 2
     assert _processes_of(run_dir) == []
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["verdict"] == "interrupted"
@@ -137,6 +146,34 @@ def test_killed_runner_leaves_readable_data_and_the_next_run_cleans_up(results_d
     assert not Path((run_dir / "postgres_dir.txt").read_text().strip()).exists()
 
 
+def test_workers_orphaned_with_their_master_are_found_by_the_next_run(results_dir):
+    """The runner and the gunicorn master killed at once: nothing tells the workers, and only the
+    master's pid is recorded. The test's own view of the process table says what must be stopped."""
+    from loadtests.run.leftovers import clean_leftovers
+
+    watch = Watch(*LOAD, results_dir=results_dir)
+    try:
+        run_dir = _when(results_dir, lambda d: _history_rows(d) >= 2)
+        wait_until(lambda: len(watch.gunicorn_workers()) >= 2, timeout=10, what="the test's view of the workers")
+        (master,) = _manifest(run_dir)["pids"]["gunicorn"]
+        os.kill(master, signal.SIGKILL)
+        watch.runner.kill()
+    finally:
+        watch.finish(timeout=30)
+    workers = watch.gunicorn_workers()
+    orphans = [w for w in workers if w.alive()]
+    try:
+        assert orphans, "no orphaned worker: the case this test is for did not arise"
+        cleaned = clean_leftovers(results_dir)
+        assert all(any(f"orphan {w.pid}" in line for line in cleaned) for w in orphans), cleaned
+        wait_until(lambda: watch.still_alive() == [], timeout=15, what="every process the run started to stop")
+        assert _manifest(run_dir)["status"] == "abandoned"
+    finally:
+        for process in watch.processes.values():  # whatever a failure left, by the test's own record
+            if process.alive():
+                os.kill(process.pid, signal.SIGKILL)
+
+
 def test_leftover_processes_are_stopped_by_recorded_pid(tmp_path):
     """A runner's children that outlived it (the case the parent-death signal misses)."""
     from loadtests.run.leftovers import clean_leftovers
@@ -168,30 +205,94 @@ def test_leftover_processes_are_stopped_by_recorded_pid(tmp_path):
             p.wait()
 
 
+def _history(run_dir: Path) -> list[tuple[float, int, int]]:
+    """(epoch second, requests, failures) of Locust's Aggregated history rows, read by the test."""
+    with open(run_dir / "locust_stats_history.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
+    return [(float(r["Timestamp"]), int(r["Total Request Count"]), int(r["Total Failure Count"])) for r in rows]
+
+
+def _own_recovery(watch: Watch, run_dir: Path, fault: dict, *, origin: float, pools_total: int) -> float | None:
+    """Seconds until Locust's own history shows requests succeeding again and the test's own poll
+    shows the app's connections within its pools' budget."""
+    nominal = fault["load_start_epoch"] + fault["at_s"]  # the fault was due here on the load's clock
+    actual = origin + fault["elapsed_s"]  # and recorded here, once done, on the collector's clock
+    later = [row for row in _history(run_dir) if row[0] > nominal]
+    requests_ok = next((t0 for (t0, r0, f0), (_, r1, f1) in zip(later, later[1:]) if f1 == f0 and r1 > r0), None)
+    conns_ok = next((p.at for p in watch.polls if p.at >= actual and p.total <= pools_total), None)
+    if requests_ok is None or conns_ok is None:
+        return None
+    return max(requests_ok - nominal, conns_ok - actual, 0.0)
+
+
 def test_faults_are_events_with_their_cost_and_recovery(results_dir):
-    run = poolcheck(
-        "run", "--duration", "24", "--workers", "2", "--max-size", "4", "--quiet-seconds", "4",
-        "--burst-seconds", "8", "--max-failure-ratio", "0.2",
-        "--fault", "worker-kill@5", "--fault", "db-terminate-idle@10", "--fault", "db-restart@16",
+    at = {"worker-kill": 5, "db-terminate-idle": 10, "db-restart": 16}
+    duration = 24
+    watch = Watch(
+        "--duration", str(duration), "--workers", "2", "--max-size", "4", "--quiet-seconds", "4",
+        "--burst-seconds", "8", "--max-failure-ratio", "0.2", "--watch-filter", "user=app",
+        *(arg for kind, t in at.items() for arg in ("--fault", f"{kind}@{t}")),
         results_dir=results_dir,
     )
-    assert run.returncode in (0, 1), run.stdout + run.stderr
+    run = watch.finish()
+    assert run.returncode == 0, run.stdout + run.stderr
     summary = run.json("summary.json")
     faults = {f["kind"]: f for f in summary["faults"]}
-    assert set(faults) == {"worker-kill", "db-terminate-idle", "db-restart"}
-    for fault in faults.values():
-        assert fault["failures_caused"] >= 0
-        assert fault["recovery_s"] is not None and fault["recovery_s"] < 8, fault
-    assert "SIGKILL worker" in faults["worker-kill"]["detail"]
-    # The run went on: requests after the last fault, a new worker in place of the killed one.
-    assert summary["requests"]["total"] > 200
-    assert len(summary["connections"]["workers_seen"]) >= 3
-    # No samples lost outside the restart's outage.
+    assert set(faults) == set(at)
+    events = {e["kind"]: e for e in map(json.loads, (run.run_dir / "faults.jsonl").read_text().splitlines())}
     rows = read_connections(run.run_dir / "connections.csv")
+    origin = datetime.fromisoformat(rows[0]["timestamp"]).timestamp() - rows[0]["elapsed_s"]
+
+    # worker-kill: the process table shows the killed worker gone and a new one forked after it.
+    killed = int(re.search(r"SIGKILL worker (\d+)", faults["worker-kill"]["detail"]).group(1))
+    workers = watch.gunicorn_workers()
+    (victim,) = [w for w in workers if w.pid == killed]
+    replacements = [w for w in workers if w.started > victim.started and w.first_seen >= origin + events["worker-kill"]["elapsed_s"] - 1]
+    assert not victim.alive() and len(replacements) >= 1, [(w.pid, w.started) for w in workers]
+    assert replacements[0].pid in summary["connections"]["workers_seen"]
+
+    # db-terminate-idle: as many backends terminated as the server logged, and more than none.
+    terminated = int(re.search(r"terminated (\d+) idle backends", faults["db-terminate-idle"]["detail"]).group(1))
+    when = origin + events["db-terminate-idle"]["elapsed_s"]
+    logged = [
+        r for r in log_records(run.run_dir)
+        if "terminating connection due to administrator command" in r.get("message", "")
+        and abs(_log_epoch(r["timestamp"]) - when) < 2
+    ]
+    assert terminated > 0 and len(logged) == terminated, (terminated, len(logged))
+
+    # db-restart: a new postmaster, and the test's own poll saw the app reconnect to it.
+    first, second = watch.postmasters()
+    assert second.pid != first.pid and second.started > first.started
+    restarted = origin + events["db-restart"]["elapsed_s"]
+    assert any(p.at > restarted and p.total > 0 for p in watch.polls)
+
+    # Failures by class add up with Locust's own files.
+    requests, failures = locust_totals(run.run_dir)
+    assert summary["requests"]["failures"] == failures == sum(summary["errors_by_class"].values())
+    assert summary["errors_by_class"] == dict(locust_failures(run.run_dir))
+    assert sum(f["failures_caused"] for f in faults.values()) <= failures
+
+    # Recovery: the tool's figure against the test's own, each fault before the next (or the end).
+    pools_total = summary["budget"]["pools_total"]
+    ends = sorted(at.values())[1:] + [duration]
+    for (kind, t), next_t in zip(sorted(at.items(), key=lambda kv: kv[1]), ends):
+        own = _own_recovery(watch, run.run_dir, events[kind], origin=origin, pools_total=pools_total)
+        print(f"{kind}: recovery tool {faults[kind]['recovery_s']} s, own {own}")
+        assert own is not None and faults[kind]["recovery_s"] == pytest.approx(own, abs=0.5), (kind, own, faults[kind])
+        assert faults[kind]["recovery_s"] < next_t - t, faults[kind]
+    assert summary["requests"]["total"] == requests > 200
+    # No samples lost outside the restart's outage. 1.5 s is 15 sample intervals: a busy 2-core machine
+    # forking a new worker (imports) has stalled the collector for ~0.5 s; a lost sampler loses seconds.
     restart = faults["db-restart"]["elapsed_s"]
     gaps = [
         (a["elapsed_s"], b["elapsed_s"])
         for a, b in zip(rows, rows[1:])
-        if b["elapsed_s"] - a["elapsed_s"] > 0.5 and not (a["elapsed_s"] - 1 <= restart <= b["elapsed_s"] + 1)
+        if b["elapsed_s"] - a["elapsed_s"] > 1.5 and not (a["elapsed_s"] - 1 <= restart <= b["elapsed_s"] + 1)
     ]
     assert gaps == []
+    assert watch.still_alive() == []
+
+
+def _log_epoch(stamp: str) -> float:
+    return datetime.strptime(stamp.removesuffix(" UTC"), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp()

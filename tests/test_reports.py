@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import SHORT_RUN, RunResult, poolcheck
+from conftest import SHORT_RUN, RunResult, poolcheck, require
+from own_counts import Watch
 from loadtests.present.compare import HIGHER, LOWER, PASS_FIRST, Row
 from loadtests.load.records import FailureCounter
 from loadtests.present.pages import flatten
@@ -108,8 +113,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed: `make test` installs it")
+    require(CHROMIUM.exists(), "Debian's chromium is not installed: `make test` installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -176,12 +180,20 @@ def test_report_draws_every_chart_in_a_browser(short_run: RunResult, browser):
     assert (short_run.run_dir / "report.png").stat().st_size > 10_000
 
 
-@pytest.mark.slow
-def test_compare_two_runs_of_different_max_size(short_run: RunResult, tmp_path: Path, browser):
+@pytest.fixture(scope="module")
+def compared(short_run: RunResult, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, subprocess.CompletedProcess[str], Path]:
+    """A second short run (max_size 2) compared with the shared one: the table and the page."""
+    tmp_path = tmp_path_factory.mktemp("compare")
     other = poolcheck("run", *SHORT_RUN, "--workers", "3", "--max-size", "2", results_dir=tmp_path / "results")
     assert other.returncode in (0, 1), other.stdout + other.stderr
     page = tmp_path / "compare.html"
-    done = cli("compare", str(short_run.run_dir), str(other.run_dir), "--out", str(page))
+    return other, cli("compare", str(short_run.run_dir), str(other.run_dir), "--out", str(page)), page
+
+
+@pytest.mark.slow
+def test_compare_two_runs_of_different_max_size(short_run: RunResult, compared):
+    """The terminal table and the page's table: no browser needed."""
+    other, done, page = compared
     assert done.returncode == 0, done.stderr
     peaks = [short_run.json("summary.json")["peak_connections"], other.json("summary.json")["peak_connections"]]
     assert re.search(r"max_size\s*│\s*4\s*│\s*2\b", done.stdout), done.stdout
@@ -189,5 +201,79 @@ def test_compare_two_runs_of_different_max_size(short_run: RunResult, tmp_path: 
     assert re.search(rf"│\s*{peaks[0]}\s*\*?\s*│\s*{peaks[1]}\b", peak_row), peak_row
     html = page.read_text()
     assert "<td>max_size</td>" in html and all(f">{p}" in html for p in peaks)
+
+
+@pytest.mark.slow
+def test_compare_page_draws_both_runs_in_a_browser(compared, browser):
+    other, done, page = compared
+    assert done.returncode == 0, done.stderr
     drawn = open_page(browser, page, other.run_dir / "compare.png")
     assert drawn["overlay"]["points"] > 0 and drawn["overlay"]["paths"] >= 4  # two runs x (connections, rps)
+
+
+# -- the live view, during a real run ---------------------------------------------------
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, response.read().decode()
+    except (OSError, urllib.error.URLError):
+        return 0, ""
+
+
+@pytest.mark.slow
+def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
+    """`--web-ui`: Locust's UI with the Database tab, and /poolcheck, while a real run loads the app."""
+    from loadtests.run.embedded_server import free_port
+    from loadtests.run.processes import wait_until
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    watch = Watch(
+        "--web-ui", "--web-port", str(port), "--workers", "2", "--max-size", "3", "--duration", "20",
+        "--quiet-seconds", "3", "--burst-seconds", "6", "--burst-users", "12", "--watch-filter", "user=app",
+        results_dir=tmp_path / "results",
+    )
+    try:
+        data_url = f"{base}/poolcheck/data"
+        wait_until(lambda: len(json.loads(_get(data_url)[1] or "{}").get("samples", {}).get("t", [])) >= 5,
+                   timeout=90, what="the live view's samples")
+        # Over HTTP: the page, its data against the run's own budget, and the figures Locust's UI polls.
+        status, page = _get(f"{base}/poolcheck")
+        assert status == 200 and "/poolcheck/plotly.js" in page and "cdn" not in page.lower()
+        first = json.loads(_get(data_url)[1])
+        assert first["limits"] == {"budget": 2 * 3 + 1, "usable": 37, "max_connections": 40}
+        wait_until(lambda: json.loads(_get(data_url)[1])["samples"]["t"][-1] > first["samples"]["t"][-1] + 1,
+                   timeout=10, what="new samples in the live view")
+        live = json.loads(_get(data_url)[1])
+        # The view's connections against the test's own poll of pg_stat_activity, over the same time.
+        assert 0 < live["peak"] <= watch.own_peak() + 1 <= 2 * 3 + 1, (live["peak"], watch.own_peak())
+        stats = json.loads(_get(f"{base}/stats/requests")[1])
+        (table,) = [t for t in stats["extended_stats"] if t["key"] == "poolcheck-database"]
+        rows = {row["figure"]: row["value"] for row in table["data"]}
+        assert rows["budget"] == "7" and rows["usable"] == "37" and rows["live chart"] == "/poolcheck"
+
+        # In Chromium: the Database tab of Locust's own UI, then the live chart.
+        errors: list[str] = []
+        tab = browser.new_page(viewport={"width": 1366, "height": 900})
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(base)
+        tab.get_by_role("tab", name="Database").click()
+        tab.get_by_text("max_connections").wait_for(timeout=15_000)
+        assert tab.get_by_role("cell", name="budget", exact=True).count() == 1
+        tab.screenshot(path=str(tmp_path / "database-tab.png"))
+        tab.goto(f"{base}/poolcheck")
+        tab.wait_for_function(
+            "() => { const p = document.querySelector('.js-plotly-plot');"
+            " return p && p.data && p.data.some(t => (t.x || []).length > 5); }",
+            timeout=20_000,
+        )
+        tab.close()
+        assert errors == []
+    finally:
+        watch.runner.send_signal(signal.SIGINT)  # no need to wait out the UI's linger
+        run = watch.finish(timeout=60)
+    assert run.returncode == 130, run.stdout + run.stderr
+    assert f"Locust web UI: {base}" in run.stdout
+    assert watch.still_alive() == []

@@ -1,8 +1,9 @@
 """Clean up after a runner that was killed: its children and its server's data.
 
 A run records each child's pid with its start time, and the embedded server's
-data directory. The next run stops whatever of that is still alive, by
-those records only, never by matching process names, and marks the old run
+data directory. The next run stops whatever of that is still alive, with what
+those children forked (their process groups), by those records only, never by
+matching process names, and marks the old run
 `abandoned` so its folder still yields a summary and a report.
 """
 
@@ -48,6 +49,35 @@ def _stop_group(process: psutil.Process, *, timeout: float = 5.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _orphans_of(pid: int, started: float | None) -> list[psutil.Process]:
+    """What is left in the process group of a recorded child that has died: gunicorn workers whose
+    master was killed, say. A group outlives its leader while it has members, and Linux gives its id
+    to no new process meanwhile; so when nothing runs under the recorded pid, the members of that
+    group started after the recorded child are what it forked."""
+    if started is None or _same_process(pid, None) is not None:
+        return []  # the pid runs again (reused): its group is not the recorded one
+    orphans = []
+    for process in psutil.process_iter():
+        try:
+            if (
+                os.getpgid(process.pid) == pid
+                and process.create_time() >= started - _START_TOLERANCE_S
+                and process.status() != psutil.STATUS_ZOMBIE
+            ):
+                orphans.append(process)
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            continue
+    return orphans
+
+
+def _stop_orphans(orphans: list[psutil.Process], *, timeout: float = 5.0) -> None:
+    for process in orphans:
+        process.terminate()
+    _, alive = psutil.wait_procs(orphans, timeout=timeout)
+    for process in alive:
+        process.kill()
+
+
 def _runner_alive(manifest: dict[str, Any]) -> bool:
     runner = manifest.get("runner") or {}
     return runner.get("pid") is not None and _same_process(runner["pid"], runner.get("started")) is not None
@@ -62,6 +92,9 @@ def _stop_children(manifest: dict[str, Any]) -> list[str]:
             if process is not None:
                 _stop_group(process)
                 stopped.append(f"{role} {pid}")
+            elif orphans := _orphans_of(pid, starts.get(str(pid))):
+                _stop_orphans(orphans)
+                stopped += [f"{role} {pid}'s orphan {orphan.pid}" for orphan in orphans]
     return stopped
 
 
