@@ -135,6 +135,16 @@ def test_usable_limit_is_quiet_below_it():
     assert "usable_limit" not in by_rule(summary, manifest)
 
 
+def test_refusals_in_the_log_count_even_when_the_samples_missed_the_peak():
+    summary, manifest = recorded("overcommit")
+    summary["peak_connections"] = 6  # the samples saw 6 + 1 of 10 usable; the server's log says it refused 4
+    assert by_rule(summary, manifest)["usable_limit"]["severity"] == "failure"
+    summary["exact"]["refusals"] = 0
+    assert "usable_limit" not in by_rule(summary, manifest)
+    summary["peak_connections"] = 9  # 9 + 1 of the harness fill the 10 usable: a warning without a refusal
+    assert by_rule(summary, manifest)["usable_limit"]["severity"] == "warning"
+
+
 def test_every_failure_class_gets_its_usual_fix():
     summary, manifest = recorded("small_pools")
     manifest["config"]["pool_check"] = False
