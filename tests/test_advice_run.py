@@ -48,3 +48,7 @@ def test_pools_too_small_get_a_larger_max_size_that_fits_the_server(results_dir)
     assert found["pool_wait"]["setting"] == "max_size"
     assert 1 < suggested <= wanted and 2 * suggested <= int(usable * 0.8)
     assert "nothing_to_change" not in found
+
+    # summary.json holds the same advice, and the run printed it.
+    assert summary["advice"] == advise(summary, manifest=manifest)
+    assert found["pool_wait"]["text"] in run.stdout

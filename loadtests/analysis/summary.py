@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.advice import advise
+from loadtests.analysis.headroom import headroom_of, headroom_warning
 from loadtests.analysis.sections import accounting_sections
 from loadtests.sources.collector import CONNECTIONS_CSV, SERVER_JSON, read_connections
 from loadtests.faults import fault_figures, read_events
@@ -214,7 +216,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     elif status == "error":
         verdict = FAIL
         reasons = [f"the run broke off: {manifest.get('error', 'unknown error')}", *reasons]
-    return {
+    summary = {
         "run_id": manifest["run_id"],
         "verdict": verdict,
         "reasons": reasons,
@@ -234,3 +236,8 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
     }
+    # Below the headroom target is a warning: it does not change the verdict.
+    warning = headroom_warning(headroom_of(summary, other_clients=config["other_clients"]))
+    summary["warnings"] = [warning] if warning else []
+    summary["advice"] = advise(summary, manifest=manifest)
+    return summary

@@ -33,6 +33,7 @@ from app.metrics import MULTIPROC_ENV
 from loadtests import budget as budget_math
 from loadtests.budget import ServerLimits
 from loadtests.sources.collector import CONNECTIONS_CSV, read_server_settings
+from loadtests.analysis.advice import advice_lines
 from loadtests.analysis.sections import accounting_lines
 from loadtests.config import RunConfig
 from loadtests.run.locust_options import LOOPBACK, MasterBind, locustfile_argument, master_options, worker_argv
@@ -528,6 +529,8 @@ class Runner:
             # No prefix for an app of your own: every watched connection is the app's.
             "app_name": "" if config.target_url else APP_NAME,
             "config": config.public(),
+            # Settings given on the command line or in --config; the rest are defaults nobody declared.
+            "declared": sorted(config.model_fields_set),
             "budget": config.budget.as_dict(),
             "server": {**self.limits.as_dict(), "embedded": config.embedded},
             "shape": phases(config.stages()),
@@ -610,8 +613,13 @@ class Runner:
         self.echo(f"verdict: {summary['verdict'].upper()}")
         for reason in summary["reasons"]:
             self.echo(f"  - {reason}")
+        for warning in summary.get("warnings", []):
+            self.echo(f"  warning: {warning}")
         for line in accounting_lines(summary):
             self.echo(line)
+        self.echo("advice:")
+        for line in advice_lines(summary.get("advice", [])):
+            self.echo(f"  - {line}")
 
 
 def _master_bind(config: RunConfig) -> MasterBind | None:
