@@ -8,7 +8,8 @@ stripped to what the rules read:
 - default_pools: the defaults, 4 workers x max_size 8 on 37 usable connections (13.5 % headroom);
 - fits: 2 workers x max_size 8 = min_size, bursts of 8 users (nothing to change);
 - overcommit: 2 workers x max_size 8 on max_connections 13, --allow-overcommit (the server refused 4);
-- lifetime: 1 worker, min_size = max_size 2, max_lifetime 3 s, 11 s of almost no load.
+- lifetime: 1 worker, min_size = max_size 2, max_lifetime 3 s, 11 s of almost no load;
+- uneven: the defaults again, where one worker served 55 % of the requests and two almost none.
 """
 
 from __future__ import annotations
@@ -83,6 +84,24 @@ def test_pool_wait_stays_quiet_when_nothing_queued_or_the_wait_was_short():
     summary, manifest = recorded("small_pools")
     summary["pool"]["wait_ms_total"] = summary["pool"]["requests_queued"]  # 1 ms each: served at once
     assert "pool_wait" not in by_rule(summary, manifest)
+
+
+def test_pool_wait_names_an_uneven_load():
+    summary, manifest = recorded("uneven")  # 4 workers: one served 986 of 1779 requests, two almost none
+    found = by_rule(summary, manifest)["pool_wait"]
+    assert found["figure"]["busiest_worker_requests_share"] == pytest.approx(986 / 1779, abs=1e-3)
+    assert "one worker served 55 % of the requests" in found["text"] and "fewer workers" in found["why"]
+    summary, manifest = recorded("small_pools")  # 2 workers: 322 of 387, less than twice an even share
+    assert "busiest_worker_requests_share" not in by_rule(summary, manifest)["pool_wait"]["figure"]
+
+
+def test_pool_wait_in_pools_still_growing_asks_for_min_size():
+    summary, manifest = recorded("uneven")
+    for worker in summary["pool"]["per_worker"].values():
+        worker["pool_size_max"] = min(worker["pool_size_max"], 6)  # no pool reached max_size 8
+    found = by_rule(summary, manifest)["pool_wait"]
+    assert (found["setting"], found["suggested"]) == ("min_size", 8)  # 6 + 9 waiting, at most max_size
+    assert "never reached max_size 8" in found["text"]
 
 
 # -- headroom ------------------------------------------------------------------

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from loadtests.analysis.advice.findings import FAILURE, INFO, WARNING, Finding, Known, finding, not_known
-from loadtests.analysis.advice.sizing import largest_fitting, pool_demand, size_for
+from loadtests.analysis.advice.sizing import Demand, SizeAdvice, largest_fitting, pool_demand, size_for
 from loadtests.analysis.headroom import headroom_of
 
 QUEUED_SHARE = 0.05  # requests that waited for a connection, from which the wait is worth a change
 QUEUED_MEAN_WAIT_MS = 5.0  # ... and their mean wait: a queue served within a few ms costs nothing
+UNEVEN = 2.0  # the busiest worker served at least this many times an even share of the requests
 
 
 def pool_wait(summary: dict[str, Any], known: Known, *, target: float) -> list[Finding]:
@@ -23,7 +24,8 @@ def pool_wait(summary: dict[str, Any], known: Known, *, target: float) -> list[F
     if share < QUEUED_SHARE or mean_wait < QUEUED_MEAN_WAIT_MS:
         return []
     demand = pool_demand(pool)
-    size = size_for(summary, known, demand=demand, target=target)
+    size = _growth(pool, known, demand) or size_for(summary, known, demand=demand, target=target)
+    uneven = _uneven(pool)
     figure = {
         "requests_queued": queued,
         "requests_total": total,
@@ -31,14 +33,54 @@ def pool_wait(summary: dict[str, Any], known: Known, *, target: float) -> list[F
         "mean_wait_ms": round(mean_wait, 1),
         "requests_waiting_max": int(pool["requests_waiting_max"]),
         **(demand.as_dict() if demand else {}),
+        **uneven,
     }
     return [finding(
         "pool_wait", WARNING, figure=figure, setting=size.setting, suggested=size.suggested,
         why=f"{share * 100:.0f} % of requests waited for a connection, {mean_wait:.0f} ms on average"
-        f" (psycopg counts waits, not their percentiles). {size.why}",
+        f" (psycopg counts waits, not their percentiles). {size.why}" + _uneven_why(uneven),
         text=f"pools: {queued} of {total} requests ({share * 100:.0f} %) waited for a connection, mean"
-        f" {mean_wait:.0f} ms, up to {pool['requests_waiting_max']} waiting in one pool -> {size.change}",
+        f" {mean_wait:.0f} ms, up to {pool['requests_waiting_max']} waiting in one pool -> {size.change}"
+        + (f" (uneven load: one worker served {uneven['busiest_worker_requests_share'] * 100:.0f} % of the requests)"
+           if uneven else ""),
     )]
+
+
+def _growth(pool: dict[str, Any], known: Known, demand: Demand | None) -> SizeAdvice | None:
+    """Requests waited only in pools still below max_size: they waited for connections being opened."""
+    max_size, min_size = known.get("max_size"), known.get("min_size")
+    queued = [w for w in (pool.get("per_worker") or {}).values() if w["requests_queued"]]
+    if demand is None or max_size is None or min_size is None or not queued:
+        return None
+    if any(int(w["pool_size_max"]) >= int(max_size) for w in queued):
+        return None
+    suggested = max(min(demand.per_worker, int(max_size)), int(min_size) + 1)
+    return SizeAdvice(
+        "min_size", suggested, f"raise min_size {min_size} -> {suggested}: the pools never reached max_size {max_size}",
+        f"The pools that queued never reached max_size {max_size}: requests waited while connections were opened"
+        " one at a time; connections kept open by min_size are ready when the burst comes.",
+    )
+
+
+def _uneven(pool: dict[str, Any]) -> dict[str, Any]:
+    """The busiest worker's share of the requests, when it is at least UNEVEN times an even share."""
+    per_worker = pool.get("per_worker") or {}
+    total = sum(int(w["requests_total"]) for w in per_worker.values())
+    if len(per_worker) < 2 or not total:
+        return {}
+    busiest = max(sorted(per_worker), key=lambda pid: per_worker[pid]["requests_total"])
+    share = int(per_worker[busiest]["requests_total"]) / total
+    if share < UNEVEN * (1 / len(per_worker)):
+        return {}
+    return {"busiest_worker_requests_share": round(share, 3), "even_share": round(1 / len(per_worker), 3)}
+
+
+def _uneven_why(uneven: dict[str, Any]) -> str:
+    if not uneven:
+        return ""
+    return (f" The load was uneven: one worker served {uneven['busiest_worker_requests_share'] * 100:.0f} % of the"
+            f" requests (an even share is {uneven['even_share'] * 100:.0f} %): a keep-alive client stays with one"
+            " worker, so some pools queue while others idle; fewer workers with larger pools share connections better.")
 
 
 def headroom(summary: dict[str, Any], known: Known, *, target: float) -> list[Finding]:
