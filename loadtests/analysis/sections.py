@@ -24,6 +24,7 @@ _SUMMED = {
     "requests_errors": "pool_timeouts",
     "returns_bad": "returns_bad",
     "connections_num": "connections_opened",
+    "connections_ms": "connect_ms_total",
     "connections_errors": "connections_errors",
     "connections_lost": "connections_lost",
     "usage_ms": "usage_ms_total",

@@ -9,6 +9,8 @@ from typing import Any
 
 from loadtests.analysis.fault_figures import fault_figures
 from loadtests.analysis.folder import RunFolder
+from loadtests.analysis.advice import advise
+from loadtests.analysis.headroom import headroom_of, headroom_warning
 from loadtests.analysis.sections import accounting_sections
 from loadtests.budget import ServerLimits
 from loadtests.failure_classes import error_class
@@ -184,7 +186,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
     elif status == "error":
         verdict = FAIL
         reasons = [f"the run broke off: {manifest.get('error', 'unknown error')}", *reasons]
-    return {
+    summary = {
         "schema_version": SCHEMA_VERSION,
         "run_id": manifest["run_id"],
         "verdict": verdict,
@@ -203,6 +205,11 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
     }
+    # Below the headroom target is a warning: it does not change the verdict.
+    warning = headroom_warning(headroom_of(summary, other_clients=config["other_clients"]))
+    summary["warnings"] = [warning] if warning else []
+    summary["advice"] = advise(summary, manifest=manifest)
+    return summary
 
 
 # -- figures other parts read back from a stored summary.json ---------------------

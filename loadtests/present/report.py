@@ -28,7 +28,7 @@ logger = logging.getLogger("poolcheck.report")
 # Summary keys the page shows in its own sections; any other key gets a table of its own.
 _SHOWN_KEYS = {
     "run_id", "verdict", "reasons", "complete", "budget", "server", "peak_connections", "peak_connections_at_s",
-    "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at",
+    "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at", "advice", "warnings",
 }
 _SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
                    "lifecycle": "Connection lifecycle", "faults": "Faults"}
@@ -143,6 +143,8 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "verdict": summary["verdict"],
         "reasons": summary["reasons"],
         "findings": accounting_lines(summary),
+        "warnings": summary.get("warnings", []),
+        "advice": summary.get("advice", []),
         "status": manifest.get("status", "unknown"),
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.advice import advice_lines
 from loadtests.analysis.exact_counts import record_exact
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.sections import accounting_lines
@@ -58,7 +59,7 @@ def finish(
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """What the terminal shows at the end of a run: peak, requests, verdict with reasons, exact counts."""
+    """What the terminal shows at the end of a run: peak, requests, verdict with reasons, exact counts, advice."""
     r = summary["requests"]
     lines = [
         f"peak {summary['peak_connections']} connections (budget {summary['budget']['total']},"
@@ -70,7 +71,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append("failures by class: " + ", ".join(f"{k} {v}" for k, v in summary["errors_by_class"].items()))
     lines.append(f"verdict: {summary['verdict'].upper()}")
     lines += [f"  - {reason}" for reason in summary["reasons"]]
-    return lines + accounting_lines(summary)
+    lines += [f"  warning: {warning}" for warning in summary.get("warnings", [])]
+    lines += accounting_lines(summary)
+    return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(summary.get("advice", [])))]
 
 
 def _write_results(

@@ -37,6 +37,8 @@ class Manifest:
             # No prefix for an app of your own: every watched connection is the app's.
             "app_name": "" if config.target_url else APP_NAME,
             "config": config.public(),
+            # Settings given on the command line or in --config; the rest are defaults nobody declared.
+            "declared": sorted(config.model_fields_set),
             "budget": config.budget.as_dict(),
             "server": {**limits.as_dict(), "embedded": config.embedded},
             "shape": phases(config.stages()),

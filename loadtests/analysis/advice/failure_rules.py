@@ -1,0 +1,70 @@
+"""Failed requests by class (README, "The app's error classes"), each with the fix it usually needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadtests.analysis.advice.findings import FAILURE, INFO, WARNING, Finding, Known, finding
+from loadtests.analysis.advice.sizing import largest_fitting, pool_demand, size_for
+
+# class -> (severity, why it happens). The setting and value come from the run where they can.
+_CAUSES = {
+    "pool_timeout": (WARNING, "no connection came free within pool_timeout: the pool is too small for the load, or"
+                     " connections are held too long; a longer pool_timeout only makes requests wait longer."),
+    "pool_queue_full": (WARNING, "more requests were waiting than max_waiting, so the pool refused the rest at once:"
+                        " load shedding if max_waiting was chosen for it, otherwise too small a pool."),
+    "db_too_many_connections": (FAILURE, "the server refused a connection: the pools together, with every other"
+                                " client, asked for more than the usable connections."),
+    "db_connection_closed": (WARNING, "a connection broke under a request: the server restarted or ended it"
+                             " (idle_session_timeout, a proxy's idle cut-off, a terminated backend)."),
+    "db_error": (WARNING, "the database itself raised an error (SQL, statement_timeout, a connection in the wrong"
+                 " state after it was given back): not a pool size problem; locust_failures.csv has the messages."),
+    "http_connection_error": (WARNING, "the app did not answer: workers crashed, restarted or their accept backlog"
+                              " overflowed; the app's log says which."),
+}
+_OTHER = (WARNING, "failures the harness does not classify; locust_failures.csv has the messages.")
+
+
+def failures(summary: dict[str, Any], known: Known, *, target: float) -> list[Finding]:
+    """One finding per class of failed requests."""
+    errors = summary.get("errors_by_class") or {}
+    total = int((summary.get("requests") or {}).get("total") or 0)
+    faults = [f["kind"] for f in summary.get("faults") or []]
+    out = []
+    for name, count in sorted(errors.items(), key=lambda item: (-item[1], item[0])):
+        if not count:
+            continue
+        severity, cause = _CAUSES.get(name, _OTHER)
+        setting, suggested, change = _fix(name, summary, known, target=target)
+        if faults and name in ("db_connection_closed", "http_connection_error", "db_error", "pool_timeout"):
+            severity, cause = INFO, cause + f" The run injected faults ({', '.join(faults)}): failures right after them are expected."
+        figure = {"class": name, "failures": int(count), "requests_total": total}
+        if name == "pool_timeout" and (summary.get("pool") or {}).get("available"):
+            figure["pool_timeouts"] = int(summary["pool"]["pool_timeouts"])
+        out.append(finding(
+            f"failures:{name}", severity, figure=figure, setting=setting, suggested=suggested,
+            why=cause[0].upper() + cause[1:],
+            text=f"failures: {count} of {total} requests failed with {name} -> {change}",
+        ))
+    return out
+
+
+def _fix(name: str, summary: dict[str, Any], known: Known, *, target: float) -> tuple[str | None, Any, str]:
+    if name in ("pool_timeout", "pool_queue_full"):
+        size = size_for(summary, known, demand=pool_demand(summary.get("pool") or {}), target=target)
+        if name == "pool_queue_full":
+            return size.setting, size.suggested, f"{size.change}; or a larger max_waiting (0: unbounded) if shedding was not meant"
+        return size.setting, size.suggested, size.change
+    if name == "db_too_many_connections":
+        size = largest_fitting(summary, known, target=target)
+        return size.setting, size.suggested, size.change
+    if name == "db_connection_closed":
+        if known.get("pool_check") is False:
+            return "pool_check", True, "turn on the pool's check so a broken connection is replaced before a request gets it"
+        return "max_lifetime", None, ("keep max_lifetime and max_idle below any cut-off of the server or a proxy;"
+                                     " retry idempotent requests")
+    if name == "db_error":
+        return None, None, "read the messages in locust_failures.csv; a wrong-state error means a connection used after it was given back"
+    if name == "http_connection_error":
+        return None, None, "read the app's log for crashed or restarted workers"
+    return None, None, "read the messages in locust_failures.csv"
