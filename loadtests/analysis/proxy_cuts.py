@@ -47,8 +47,15 @@ def proxy_figures(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "backends_left_open": sum(
             e["reason"] == "stopped" for e in ends if e["side"] == "server" and e["conn"] in cut_conns
         ),
+        # How long the server kept a backend after its connection was cut (to its end, or to the relay's stop).
+        "backend_after_cut_max_s": _max(_backend_after_cut(cuts, ends)),
         "complete": any(e["event"] == "stopped" for e in events),
     }
+
+
+def _backend_after_cut(cuts: list[Mapping[str, Any]], ends: list[Mapping[str, Any]]) -> list[float]:
+    cut_at = {e["conn"]: e["t"] for e in cuts}
+    return [round(e["t"] - cut_at[e["conn"]], 3) for e in ends if e["side"] == "server" and e["conn"] in cut_at]
 
 
 def _max(values: list[float]) -> float | None:
