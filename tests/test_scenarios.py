@@ -51,7 +51,7 @@ def test_lifetime_expiry(results_dir):
     assert changed + closed > 0
     assert faulty["errors_by_class"].get("db_error", 0) + faulty["errors_by_class"].get("db_connection_closed", 0) \
         == faulty["requests"]["failures"] > 0
-    assert "can't change 'autocommit' now" in record["faulty"]["seen"] or "the connection is closed" in record["faulty"]["seen"]
+    assert "the connection is closed" in record["faulty"]["seen"]  # the team's own words, in the record
     # The one change, yielding inside the block, removes every failure; the per-request autocommit stays.
     assert fixed["requests"]["failures"] == 0 and fixed["requests"]["total"] > 100
 
