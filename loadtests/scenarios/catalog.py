@@ -247,8 +247,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         f" `conn.autocommit` per request (APP_PATTERN=autocommit-after-return); {kind} pool; no check;"
         " max_lifetime 3 s",
         fix="one change only: the dependency yields inside the block (APP_PATTERN=autocommit-per-request keeps"
-        " the per-request autocommit); no check, same max_lifetime. Moving the setting to `configure` alone, or"
-        " turning on check alone, leaves the errors (README)",
+        " the per-request autocommit); no check, same max_lifetime",
         expected_faulty="\"the connection is closed\" (db_connection_closed) and wrong-state db_error failures"
         " (\"can't change 'autocommit' now\", or \"Explicit commit() forbidden within a Transaction context\""
         " when the change lands inside another request's transaction)",
