@@ -22,6 +22,9 @@ from loadtests.config import COLLECTOR_CLIENTS, RunConfig
 
 from dockerfile import is_root, read_stages
 
+# Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
+pytestmark = pytest.mark.xdist_group("test_compose")
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"

@@ -16,7 +16,7 @@ import pytest
 from conftest import RunResult, leftover_processes, poolcheck
 from own_counts import locust_failures
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_proxy_run")]
 
 IDLE_CUT = 2.0
 CLIENT_TIMEOUT = 1.5

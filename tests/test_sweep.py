@@ -9,6 +9,9 @@ import pytest
 from conftest import RunResult, leftover_processes, poolcheck
 from loadtests.budget import ServerLimits, allowed
 
+# Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
+pytestmark = pytest.mark.xdist_group("test_sweep")
+
 # 2 x 2 cells of 10 s; max_connections 16 leaves 13 usable, so 2 workers x max_size 8 (+ the collector, 17) is refused.
 SMALL_SWEEP = [
     "sweep", "--workers", "1,2", "--max-size", "2,8", "--max-connections", "16",
