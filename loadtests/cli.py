@@ -175,6 +175,12 @@ def cli() -> None:
 @_setting("--max-requests", type=int, help="gunicorn max_requests: recycle each worker after this many requests; 0 never")
 @_setting("--preload/--no-preload", help="gunicorn --preload: create the app in the master before forking")
 @_setting("--app-port", type=int, help="port of the first app instance; 0 picks a free one")
+@_setting("--proxy-idle-cut", type=SECONDS,
+          help="put a cloud-proxy emulator between the app and the server: it cuts connections idle this long")
+@_setting("--proxy-mode", type=click.Choice(["reset", "silent"]),
+          help="how the proxy cuts: reset (RST to both sides) or silent (drops, as NAT gateways and load balancers do)")
+@_setting("--proxy-client-timeout", type=SECONDS,
+          help="--proxy-mode silent: a hung request fails after this long, standing for the client's tcp_user_timeout")
 @_setting("--target-url", metavar="URL",
           help="load-test this running app instead of starting the sample app; needs --dsn, its database")
 @_setting("--pools-per-worker", type=int, help="pools in each worker of a --target-url app, each of --max-size")

@@ -39,6 +39,7 @@ PANELS = {
     "prod_max_idle": POOL,
     "dsn": SERVER, "max_connections": SERVER, "superuser_reserved_connections": SERVER,
     "reserved_connections": SERVER, "server_settings": SERVER, "server_log": SERVER, "allow_overcommit": SERVER,
+    "proxy_idle_cut": SERVER, "proxy_mode": SERVER, "proxy_client_timeout": SERVER,
     "duration": LOAD, "baseline_users": LOAD, "burst_users": LOAD, "burst_seconds": LOAD, "quiet_seconds": LOAD,
     "cycles": LOAD, "hold_ms": LOAD, "locustfile": LOAD, "locust_workers": LOAD, "locust_remote_workers": LOAD,
     "locust_master_bind": LOAD,
