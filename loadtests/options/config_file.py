@@ -13,6 +13,7 @@ that has a [tool.poolcheck] table.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ STARTER = "poolcheck.toml"
 PYPROJECT = "pyproject.toml"
 TABLES = ("run", "sweep", "budget")
 NOT_IN_FILE = frozenset({"config_file", "verbose", "help", "json"})  # about this invocation, not the setting
+logger = logging.getLogger("poolcheck.config")
+
 SOURCE_KEY = "poolcheck.config"  # ctx.meta: where the file's values came from, for error messages
 
 
@@ -112,6 +115,7 @@ def load(ctx: click.Context, param: click.Parameter, path: Path | None) -> Path 
     table, where = read_table(path, ctx.command.name)
     ctx.default_map = {**(ctx.default_map or {}), **default_map(ctx.command, table, where)}
     ctx.meta[SOURCE_KEY] = f"--config {where}"
+    logger.info("settings from %s", where)
     return path
 
 
