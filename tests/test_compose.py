@@ -137,7 +137,7 @@ def test_commands_are_the_projects_own(compose, monkeypatch):
     collector = compose["services"]["collector"]
     monkeypatch.setenv("POOLCHECK_DSN", collector["environment"]["POOLCHECK_DSN"])
     params = run_command.make_context("run", collector["command"][2:]).params
-    config = RunConfig(**{k: v for k, v in params.items() if v not in (None, (), {}) and k != "config_file"})
+    config = RunConfig(**{k: v for k, v in params.items() if v not in (None, (), {}) and k in RunConfig.model_fields})
     assert config.target_url == "http://app:8000" and config.dsn is not None
     healthcheck = compose["services"]["app"]["healthcheck"]["test"]
     compile(healthcheck[healthcheck.index("-c") + 1], "healthcheck", "exec")

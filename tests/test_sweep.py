@@ -87,3 +87,16 @@ def test_bad_sweep_lists_are_refused_in_one_line(args, names, results_dir):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and names in lines[0], done.stderr
     assert "Traceback" not in done.stderr and not results_dir.exists()
+
+
+@pytest.mark.slow
+def test_sweep_summary_validates_against_its_schema(small_sweep):
+    """sweep_summary.json is also what `poolcheck sweep --json` prints."""
+    import jsonschema
+
+    from pathlib import Path
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "results/schema/sweep.schema.json").read_text())
+    summary = small_sweep.json("sweep_summary.json")
+    jsonschema.validate(summary, schema, cls=jsonschema.Draft202012Validator)
+    assert summary["schema_version"] == 1 and summary["repeat"] == 1
