@@ -186,6 +186,25 @@ class RunFolder:
         return epoch(started) if started else None
 
 
+    @cached_property
+    def load_end(self) -> float | None:
+        """Epoch seconds when the load stopped, before the teardown; None if it never started.
+
+        As the runner recorded it (it records it on an interrupt too); else the
+        end of the second of Locust's last history row (whole seconds, written
+        within the second after), else the run's end.
+        """
+        if self.load_start is None:
+            return None
+        ended = self.manifest.get("load_ended_at")
+        if ended:
+            return epoch(ended)
+        if self.locust_history:
+            return float(self.locust_history[-1]["Timestamp"]) + 1.0
+        ended = self.manifest.get("ended_at")
+        return epoch(ended) if ended else None
+
+
 def _csv_rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
