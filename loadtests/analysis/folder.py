@@ -29,6 +29,7 @@ from loadtests.run_folder import (
     LOCUST_STATS_CSV,
     MANIFEST,
     POOL_STATS_CSV,
+    REQUESTS_BY_SECOND_CSV,
     SERVER_JSON,
     SUMMARY,
     WORKERS_CSV,
@@ -154,6 +155,11 @@ class RunFolder:
     def failures_by_second(self) -> list[dict[str, str]]:
         """The failures of each class per second, as the locustfile counted them (loadtests/load/records.py)."""
         return _csv_rows(self.file(FAILURES_BY_SECOND_CSV))
+
+    @cached_property
+    def requests_by_second(self) -> list[dict[str, str]]:
+        """Requests and failures per second of their end, as Locust counted them (loadtests/load/records.py)."""
+        return _csv_rows(self.file(REQUESTS_BY_SECOND_CSV))
 
     @cached_property
     def fault_events(self) -> list[dict[str, Any]]:

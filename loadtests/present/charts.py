@@ -109,7 +109,7 @@ def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: M
     traces, visibility, names = _connection_traces(conn)
     for trace in traces:
         figure.add_trace(trace, row=1, col=1)
-    figure.add_trace(_rate(load.t, load.rps, "requests/s", line={"color": "#1f77b4"}), row=2, col=1)
+    figure.add_trace(_rate(load.rate_t, load.rps, "requests/s", line={"color": "#1f77b4"}), row=2, col=1)
     figure.add_trace(_step(load.t, load.users, "Locust users", line={"color": "#8c564b", "dash": "dot"}),
                      row=2, col=1, secondary_y=True)
     for limit in limits:
@@ -140,7 +140,7 @@ def failures(by_class: dict[str, tuple[list[float], list[int]]], load: Load, *, 
     for name, (t, counts) in by_class.items():
         # Each count covers the second before its timestamp.
         figure.add_trace(go.Bar(x=t, y=counts, name=name, offset=-1.0, width=1.0))
-    figure.add_trace(_rate(load.t, load.failures_per_s, "all failures/s (Locust)", line={"color": "#333"}))
+    figure.add_trace(_rate(load.rate_t, load.failures_per_s, "all failures/s (Locust)", line={"color": "#333"}))
     _mark(figure, marks, rows=1)
     figure.update_layout(barmode="stack")
     figure.update_yaxes(title_text="failures per second", rangemode="tozero")
@@ -191,7 +191,7 @@ def overlay(runs: list[tuple[str, Connections, Load]]) -> go.Figure:
     for n, (name, conn, load) in enumerate(runs):
         color = _PALETTE[n % len(_PALETTE)]
         figure.add_trace(_step(conn.t, conn.total, name, legendgroup=name, line={"color": color}), row=1, col=1)
-        figure.add_trace(_rate(load.t, load.rps, f"{name} rps", legendgroup=name, showlegend=False,
+        figure.add_trace(_rate(load.rate_t, load.rps, f"{name} rps", legendgroup=name, showlegend=False,
                                line={"color": color}), row=2, col=1)
     figure.update_yaxes(rangemode="tozero")
     figure.update_xaxes(title_text=_TIME_AXIS, row=2, col=1)
