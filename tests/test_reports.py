@@ -31,7 +31,7 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-REPORT_CHARTS = {"timeline", "latency", "failures", "lifecycle"}
+REPORT_CHARTS = {"timeline", "latency", "lifecycle"}  # and "failures" when a request failed, "pool" when scraped
 
 # -- pure logic ------------------------------------------------------------------
 
@@ -174,6 +174,7 @@ def test_report_regenerated_from_a_copied_folder_is_identical(short_run: RunResu
 def test_report_draws_every_chart_in_a_browser(short_run: RunResult, browser):
     drawn = open_page(browser, short_run.run_dir / "report.html", short_run.run_dir / "report.png")
     expected = REPORT_CHARTS | ({"pool"} if (short_run.run_dir / "pool_stats.csv").exists() else set())
+    expected |= {"failures"} if short_run.json("summary.json")["requests"]["failures"] else set()
     assert set(drawn) == expected
     for name, figures in drawn.items():
         assert figures["points"] > 0 and figures["paths"] > 0, (name, figures)
@@ -277,3 +278,52 @@ def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
     assert run.returncode == 130, run.stdout + run.stderr
     assert f"Locust web UI: {base}" in run.stdout
     assert watch.still_alive() == []
+
+
+# -- workers' colours, empty charts, the per-worker share ---------------------------
+
+
+def plotly_data(html: str, name: str) -> list[dict]:
+    """The traces of one chart of a page, as plotly.js receives them."""
+    at = html.find(f'"plot-{name}",')
+    if at < 0:
+        return []
+    return json.JSONDecoder().raw_decode(html[at + len(f'"plot-{name}",'):].lstrip())[0]
+
+
+def test_each_worker_has_one_colour_from_one_palette():
+    from loadtests.present.workers import share_rows, unevenness, worker_colors
+
+    colors = worker_colors(["812", "97", "5000"])
+    assert list(colors) == ["97", "812", "5000"] and len(set(colors.values())) == 3
+    assert worker_colors(["5000", "97", "812"]) == colors  # keyed by pid, not by the order met
+    summary = {"pool": {"per_worker": {"97": {"requests_total": 2180}, "812": {"requests_total": 815}}}}
+    rows = share_rows(summary, connections={"97": [2, 4], "812": [1, 1]})
+    assert [(r["pid"], r["requests"], round(r["requests_share"], 2), r["connections_mean"]) for r in rows] == [
+        ("97", 2180, 0.73, 3.0), ("812", 815, 0.27, 1.0)]
+    assert "(97) served 2180 requests (73%, 1.5 x an even share)" in unevenness(rows)
+
+
+@pytest.mark.slow
+def test_report_colours_each_worker_alike_on_every_chart_and_draws_no_empty_chart(short_run: RunResult):
+    html = (short_run.run_dir / "report.html").read_text()
+    summary = short_run.json("summary.json")
+    by_worker = [t for t in plotly_data(html, "timeline") if t.get("stackgroup") == "stacked by worker"]
+    pool = plotly_data(html, "pool")
+    assert by_worker and pool
+    stacked = {t["name"]: t["line"]["color"] for t in by_worker}
+    for trace in pool:
+        assert trace["line"]["color"] == stacked[trace["name"]], trace["name"]
+        assert trace["legendgroup"] == trace["name"]  # a legend entry hides or isolates the worker everywhere
+    assert len(set(stacked.values())) == len(stacked) == 3
+    assert sorted(t["name"] for t in pool if t.get("showlegend", True)) == sorted(stacked)
+    # The workers' table: each worker's requests as its pool counted them, the same colour again.
+    for pid, worker in summary["pool"]["per_worker"].items():
+        assert re.search(rf'background: {stacked[f"worker {pid}"]}"></span>worker {pid}</td><td class="num">'
+                         rf'{worker["requests_total"]}<', html), pid
+    # No failures: no failures chart, and the page says so.
+    if summary["requests"]["failures"] == 0:
+        assert 'id="chart-failures"' not in html and "No failures" in html
+    else:
+        assert 'id="chart-failures"' in html
+    assert "More figures from the summary" not in html and "<h2>Configuration</h2>" in html

@@ -188,7 +188,7 @@ def pool_stats(folder: RunFolder, *, t0: float) -> dict[str, dict[str, tuple[lis
     rows = folder.pool_stats
     overflowing = any(row.get("overflow", 0) > 0 for row in rows)  # a SQLAlchemy engine opened overflow
     for row in rows:
-        worker = f"h{row['host']} pid {row['pid']}"
+        worker = f"worker {row['pid']}"  # as the connection charts name it: one worker, one colour
         t = round(epoch(row["timestamp"]) - t0, 3)
         before = previous.get(worker)
         served = row["requests_num"] - before["requests_num"] if before else 0
