@@ -58,6 +58,13 @@ class Scenario:
     shared: Mapping[str, Any] = field(default_factory=dict)
     # Settings of the fixed half computed from the faulty one (say the largest max_size that fits).
     fit_fixed: Callable[[RunConfig], dict[str, Any]] | None = None
+    # Where the faulty pattern and its fix live ("app/antipatterns.py: _session_after_return").
+    faulty_code: str = ""
+    fixed_code: str = ""
+    # The one change that fixes it, when a single change does.
+    single_change: str = ""
+    # Figures the fixed half shows by design, each with why: {words of the figure: why it is expected}.
+    expected_in_fixed: Mapping[str, str] = field(default_factory=dict)
 
     def config(self, half: str, **harness: Any) -> RunConfig:
         """The RunConfig of one half; `harness` adds settings of the harness itself (results_dir...)."""
