@@ -213,6 +213,12 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_users": 12, "baseline_users": 4},
         faulty={"app_pattern": "use-after-return", "pool_check": False},
         fixed={"pool_check": True},
+        faulty_code="app/antipatterns.py: _session_after_return",
+        fixed_code="app/deps.py: async_session; app/db.py: make_async_pool (configure, check)",
+        single_change="yield the session inside `async with pool.connection()` (app/deps.py: async_session):"
+        " no request then uses a connection the pool has taken back; configure and check only harden it",
+        expected_in_fixed={"outlived max_lifetime": "psycopg retires a connection only when it comes back to the"
+                           " pool, so one idle in the pool lives past max_lifetime; no request failed for it"},
     ),
     Scenario(
         name="idle-drain",
@@ -228,6 +234,10 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_users": 16, "baseline_users": 0},
         faulty={"max_idle": 600.0, "max_lifetime": 3600.0},
         fixed={"max_idle": 1.0, "max_lifetime": 30.0, "prod_max_idle": 30.0},
+        faulty_code="app/db.py: _pool_arguments (POOL_MAX_IDLE 600 s, psycopg's default)",
+        fixed_code="app/db.py: _pool_arguments (POOL_MAX_IDLE below the quiet phase)",
+        single_change="max_idle short enough that (extra + 1) x max_idle fits the quiet phase",
+        expected_in_fixed={"in production": "the prediction at the fixed max_idle: how long the drain takes"},
     ),
     Scenario(
         name="worker-churn",
@@ -243,6 +253,11 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "duration": 11.0, "quiet_seconds": 1.0, "burst_seconds": 9.0, "burst_users": 10},
         faulty={"app_pattern": "pool-before-fork"},
         fixed={},
+        faulty_code="app/antipatterns.py: _pool_before_fork",
+        fixed_code="app/main.py: lifespan",
+        single_change="open and close the pool in the lifespan (app/main.py: lifespan), never when the app is created",
+        expected_in_fixed={"processes (workers": "recycled and replaced workers each open a pool of their own,"
+                           " one after the other"},
     ),
     Scenario(
         name="loop-mismatch",
@@ -256,6 +271,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_seconds": 8.0, "burst_users": 16},
         faulty={"app_pattern": "pool-in-other-loop"},
         fixed={},
+        faulty_code="app/antipatterns.py: _pool_in_other_loop",
+        fixed_code="app/main.py: _open_async",
+        single_change="open the pool in the lifespan, in the worker's own loop (`await pool.open(wait=True)`)",
     ),
     Scenario(
         name="server-idle-kill",
@@ -269,6 +287,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_seconds": 2.0, "cycles": 2, "duration": 12.0, "burst_users": 10, "max_lifetime": 3600.0},
         faulty={"pool_check": False},
         fixed={"pool_check": True},
+        faulty_code="app/db.py: make_async_pool (check=None: POOL_CHECK off)",
+        fixed_code="app/db.py: make_async_pool (check=AsyncConnectionPool.check_connection)",
+        single_change="check=AsyncConnectionPool.check_connection",
     ),
     Scenario(
         name="blocking-loop",
@@ -283,6 +304,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "quiet_seconds": 1.0, "burst_seconds": 4.0, "burst_users": 6, "baseline_users": 0},
         faulty={"app_pattern": "blocking-sleep"},
         fixed={},
+        faulty_code="app/antipatterns.py: _blocking_hold",
+        fixed_code="app/routes/items.py: hold",
+        single_change="await the wait (asyncio.sleep, or run_in_executor for blocking work) instead of time.sleep",
     ),
     Scenario(
         name="overcommit",
@@ -297,6 +321,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "quiet_seconds": 1.0, "burst_seconds": 8.0, "burst_users": 16},
         faulty={"max_size": 8, "allow_overcommit": True},
         fixed={},
+        faulty_code="the settings: 2 workers x max_size 8 against 10 usable connections",
+        fixed_code="loadtests/budget.py: largest_max_size",
+        single_change="max_size at most (usable - other clients) // (hosts x workers): `poolcheck budget` prints it",
         fit_fixed=_largest_fitting_size,
     ),
 )
