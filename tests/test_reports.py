@@ -244,7 +244,8 @@ def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
         status, page = _get(f"{base}/poolcheck")
         assert status == 200 and "/poolcheck/plotly.js" in page and "cdn" not in page.lower()
         first = json.loads(_get(data_url)[1])
-        assert first["limits"] == {"budget": 2 * 3 + 1, "usable": 37, "max_connections": 40}
+        assert first["limits"] == {"budget": 2 * 3 + 1, "usable": 37, "max_connections": 40, "pools": 6,
+                                   "other_clients": 0, "budget_text": "budget 7 (pools 6 + 1 harness)"}
         wait_until(lambda: json.loads(_get(data_url)[1])["samples"]["t"][-1] > first["samples"]["t"][-1] + 1,
                    timeout=10, what="new samples in the live view")
         live = json.loads(_get(data_url)[1])
@@ -263,7 +264,18 @@ def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
         tab.get_by_role("tab", name="Database").click()
         tab.get_by_text("max_connections").wait_for(timeout=15_000)
         assert tab.get_by_role("cell", name="budget", exact=True).count() == 1
-        tab.screenshot(path=str(tmp_path / "database-tab.png"))
+        # The tab's live chart: connections against the run's budget, and the page's address as a link.
+        tab.wait_for_selector("#poolcheck-live iframe", timeout=15_000)
+        link = tab.locator("#poolcheck-live a").first
+        assert link.evaluate("a => a.href") == f"{base}/poolcheck" and _get(f"{base}/poolcheck")[0] == 200
+        chart = next(f for f in tab.frames if "embed=1" in f.url)
+        chart.wait_for_function(
+            "() => { const p = document.querySelector('.js-plotly-plot');"
+            " return p && p.data && p.data.some(t => (t.x || []).length > 5)"
+            " && p.layout.shapes.some(s => s.y0 === 7); }",
+            timeout=20_000,
+        )
+        tab.screenshot(path=str(tmp_path / "database-tab.png"), full_page=True)
         tab.goto(f"{base}/poolcheck")
         tab.wait_for_function(
             "() => { const p = document.querySelector('.js-plotly-plot');"
@@ -272,6 +284,14 @@ def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
         )
         tab.close()
         assert errors == []
+        # Once the shape is over: the close-down counted down, the load's figures at zero.
+        wait_until(lambda: json.loads(_get(data_url)[1])["closes_in_s"] is not None, timeout=40, what="the load's end")
+        wait_until(lambda: json.loads(_get(data_url)[1])["rps"] == 0, timeout=10, what="requests/s back at 0")
+        ended = json.loads(_get(data_url)[1])
+        assert 0 < ended["closes_in_s"] <= 30 and ended["users"] == 0
+        stats = json.loads(_get(f"{base}/stats/requests")[1])
+        (table,) = [t for t in stats["extended_stats"] if t["key"] == "poolcheck-database"]
+        assert any(row["figure"] == "the load is over: this UI closes in" for row in table["data"])
     finally:
         watch.runner.send_signal(signal.SIGINT)  # no need to wait out the UI's linger
         run = watch.finish(timeout=60)
@@ -327,3 +347,39 @@ def test_report_colours_each_worker_alike_on_every_chart_and_draws_no_empty_char
     else:
         assert 'id="chart-failures"' in html
     assert "More figures from the summary" not in html and "<h2>Configuration</h2>" in html
+
+
+@pytest.mark.slow
+def test_requests_per_second_line_up_with_the_apps_own_count(short_run: RunResult):
+    """The report's requests/s against the app's pools' own count of requests (pool_stats.csv), second by second."""
+    from loadtests.analysis.timeline import read_series
+    from loadtests.run_folder import epoch
+
+    series = read_series(short_run.run_dir)
+    load = series.load
+    scrapes: dict[int, list[tuple[float, float]]] = {}
+    for row in RunFolder(short_run.run_dir).pool_stats:
+        scrapes.setdefault(row["pid"], []).append((epoch(row["timestamp"]) - series.t0, row["requests_num"]))
+
+    def app_count(at: float) -> float:
+        """The app's requests served by `at` (seconds of the load), each worker's count interpolated."""
+        total = 0.0
+        for points in scrapes.values():
+            before = [p for p in points if p[0] <= at] or points[:1]
+            after = [p for p in points if p[0] >= at] or points[-1:]
+            (t0, n0), (t1, n1) = before[-1], after[0]
+            total += n0 if t1 == t0 else n0 + (n1 - n0) * (at - t0) / (t1 - t0)
+        return total
+
+    intervals = [(load.rate_t[i - 1], load.rate_t[i], load.rps[i] * (load.rate_t[i] - load.rate_t[i - 1]))
+                 for i in range(1, len(load.rate_t))]
+
+    def mismatch(shift: float) -> float:
+        return sum(abs(count - (app_count(end + shift) - app_count(start + shift))) for start, end, count in intervals)
+
+    served = sum(count for _, _, count in intervals)
+    errors = {shift: mismatch(shift) for shift in (-1.0, -0.5, 0.0, 0.5, 1.0)}
+    print(f"requests {served:.0f}; mismatch by shift of the app's count: {errors}")
+    assert served > 300
+    # A line a second early (or late) would match the app's count a second later (or earlier).
+    assert errors[0.0] < min(errors[-1.0], errors[1.0]) and errors[0.0] < 0.2 * served, errors
