@@ -381,5 +381,8 @@ def test_requests_per_second_line_up_with_the_apps_own_count(short_run: RunResul
     errors = {shift: mismatch(shift) for shift in (-1.0, -0.5, 0.0, 0.5, 1.0)}
     print(f"requests {served:.0f}; mismatch by shift of the app's count: {errors}")
     assert served > 300
-    # A line drawn early (or late) would match the app's count later (or earlier): half a second is told apart.
-    assert errors[0.0] == min(errors.values()) and errors[0.0] < 0.2 * served, errors
+    # A line drawn early (or late) would match the app's count later (or earlier). The pools are scraped once
+    # a second, which blurs the app's count over half a second: a line right on time may match it about as well
+    # half a second off, never clearly better there, and always better than a second off.
+    assert errors[0.0] < min(errors[-1.0], errors[1.0]) and errors[0.0] < 0.2 * served, errors
+    assert errors[0.0] <= 1.2 * min(errors[-0.5], errors[0.5]), errors
