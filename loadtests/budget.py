@@ -105,6 +105,15 @@ def largest_workers(budget: Budget, limits: ServerLimits) -> int:
     return max((limits.usable - budget.extra_clients) // per_worker, 0)
 
 
+def budget_words(*, total: int, pools_total: int, other_clients: int = 0) -> str:
+    """The budget with its parts named, so that no second number reads as another budget:
+    "budget 33 (pools 32 + 1 harness)"; the harness's collector is what is left of the extra clients."""
+    harness = total - pools_total - other_clients
+    parts = [f"pools {pools_total}"] + ([f"{harness} harness"] if harness else [])
+    parts += [f"{other_clients} other clients"] if other_clients else []
+    return f"budget {total} ({' + '.join(parts)})" if len(parts) > 1 else f"budget {total} (pools)"
+
+
 def explain(budget: Budget, limits: ServerLimits) -> str:
     """The arithmetic in one line, as printed before a run and in its summary."""
     pools = f"{budget.hosts} hosts x {budget.workers} workers"

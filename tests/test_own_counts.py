@@ -150,7 +150,8 @@ def test_plain_progress_line_every_5_s_off_a_terminal(watched):
     assert len(lines) >= 3, run.stdout
     # Every 5 s by the runner's clock; its loop ticks every 0.5 s, and a busy machine may delay a tick.
     assert all(4 <= b - a <= 7 for a, b in zip(elapsed, elapsed[1:])), elapsed
-    assert all(f"/ budget {WORKERS * MAX_SIZE + 1} / usable 37" in line for line in lines), lines
+    budget = f"/ budget {WORKERS * MAX_SIZE + 1} (pools {WORKERS * MAX_SIZE} + 1 harness) / usable 37"
+    assert all(budget in line for line in lines), lines
     assert any("[ burst]" in line and "users   24" in line for line in lines), lines
 
 

@@ -34,7 +34,7 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-REPORT_CHARTS = {"timeline", "latency", "failures", "lifecycle"}
+REPORT_CHARTS = {"timeline", "latency", "lifecycle"}  # and "failures" when a request failed, "pool" when scraped
 
 # -- pure logic ------------------------------------------------------------------
 
@@ -177,6 +177,7 @@ def test_report_regenerated_from_a_copied_folder_is_identical(short_run: RunResu
 def test_report_draws_every_chart_in_a_browser(short_run: RunResult, browser):
     drawn = open_page(browser, short_run.run_dir / "report.html", short_run.run_dir / "report.png")
     expected = REPORT_CHARTS | ({"pool"} if (short_run.run_dir / "pool_stats.csv").exists() else set())
+    expected |= {"failures"} if short_run.json("summary.json")["requests"]["failures"] else set()
     assert set(drawn) == expected
     for name, figures in drawn.items():
         assert figures["points"] > 0 and figures["paths"] > 0, (name, figures)
@@ -246,7 +247,8 @@ def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
         status, page = _get(f"{base}/poolcheck")
         assert status == 200 and "/poolcheck/plotly.js" in page and "cdn" not in page.lower()
         first = json.loads(_get(data_url)[1])
-        assert first["limits"] == {"budget": 2 * 3 + 1, "usable": 37, "max_connections": 40}
+        assert first["limits"] == {"budget": 2 * 3 + 1, "usable": 37, "max_connections": 40, "pools": 6,
+                                   "other_clients": 0, "budget_text": "budget 7 (pools 6 + 1 harness)"}
         wait_until(lambda: json.loads(_get(data_url)[1])["samples"]["t"][-1] > first["samples"]["t"][-1] + 1,
                    timeout=10, what="new samples in the live view")
         live = json.loads(_get(data_url)[1])
@@ -265,7 +267,18 @@ def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
         tab.get_by_role("tab", name="Database").click()
         tab.get_by_text("max_connections").wait_for(timeout=15_000)
         assert tab.get_by_role("cell", name="budget", exact=True).count() == 1
-        tab.screenshot(path=str(tmp_path / "database-tab.png"))
+        # The tab's live chart: connections against the run's budget, and the page's address as a link.
+        tab.wait_for_selector("#poolcheck-live iframe", timeout=15_000)
+        link = tab.locator("#poolcheck-live a").first
+        assert link.evaluate("a => a.href") == f"{base}/poolcheck" and _get(f"{base}/poolcheck")[0] == 200
+        chart = next(f for f in tab.frames if "embed=1" in f.url)
+        chart.wait_for_function(
+            "() => { const p = document.querySelector('.js-plotly-plot');"
+            " return p && p.data && p.data.some(t => (t.x || []).length > 5)"
+            " && p.layout.shapes.some(s => s.y0 === 7); }",
+            timeout=20_000,
+        )
+        tab.screenshot(path=str(tmp_path / "database-tab.png"), full_page=True)
         tab.goto(f"{base}/poolcheck")
         tab.wait_for_function(
             "() => { const p = document.querySelector('.js-plotly-plot');"
@@ -274,9 +287,105 @@ def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
         )
         tab.close()
         assert errors == []
+        # Once the shape is over: the close-down counted down, the load's figures at zero.
+        wait_until(lambda: json.loads(_get(data_url)[1])["closes_in_s"] is not None, timeout=40, what="the load's end")
+        wait_until(lambda: json.loads(_get(data_url)[1])["rps"] == 0, timeout=10, what="requests/s back at 0")
+        ended = json.loads(_get(data_url)[1])
+        assert 0 < ended["closes_in_s"] <= 30 and ended["users"] == 0
+        stats = json.loads(_get(f"{base}/stats/requests")[1])
+        (table,) = [t for t in stats["extended_stats"] if t["key"] == "poolcheck-database"]
+        assert any(row["figure"] == "the load is over: this UI closes in" for row in table["data"])
     finally:
         watch.runner.send_signal(signal.SIGINT)  # no need to wait out the UI's linger
         run = watch.finish(timeout=60)
     assert run.returncode == 130, run.stdout + run.stderr
     assert f"Locust web UI: {base}" in run.stdout
     assert watch.still_alive() == []
+
+
+# -- workers' colours, empty charts, the per-worker share ---------------------------
+
+
+def plotly_data(html: str, name: str) -> list[dict]:
+    """The traces of one chart of a page, as plotly.js receives them."""
+    at = html.find(f'"plot-{name}",')
+    if at < 0:
+        return []
+    return json.JSONDecoder().raw_decode(html[at + len(f'"plot-{name}",'):].lstrip())[0]
+
+
+def test_each_worker_has_one_colour_from_one_palette():
+    from loadtests.present.workers import share_rows, unevenness, worker_colors
+
+    colors = worker_colors(["812", "97", "5000"])
+    assert list(colors) == ["97", "812", "5000"] and len(set(colors.values())) == 3
+    assert worker_colors(["5000", "97", "812"]) == colors  # keyed by pid, not by the order met
+    summary = {"pool": {"per_worker": {"97": {"requests_total": 2180}, "812": {"requests_total": 815}}}}
+    rows = share_rows(summary, connections={"97": [2, 4], "812": [1, 1]})
+    assert [(r["pid"], r["requests"], round(r["requests_share"], 2), r["connections_mean"]) for r in rows] == [
+        ("97", 2180, 0.73, 3.0), ("812", 815, 0.27, 1.0)]
+    assert "(97) served 2180 requests (73%, 1.5 x an even share)" in unevenness(rows)
+
+
+@pytest.mark.slow
+def test_report_colours_each_worker_alike_on_every_chart_and_draws_no_empty_chart(short_run: RunResult):
+    html = (short_run.run_dir / "report.html").read_text()
+    summary = short_run.json("summary.json")
+    by_worker = [t for t in plotly_data(html, "timeline") if t.get("stackgroup") == "stacked by worker"]
+    pool = plotly_data(html, "pool")
+    assert by_worker and pool
+    stacked = {t["name"]: t["line"]["color"] for t in by_worker}
+    for trace in pool:
+        assert trace["line"]["color"] == stacked[trace["name"]], trace["name"]
+        assert trace["legendgroup"] == trace["name"]  # a legend entry hides or isolates the worker everywhere
+    assert len(set(stacked.values())) == len(stacked) == 3
+    assert sorted(t["name"] for t in pool if t.get("showlegend", True)) == sorted(stacked)
+    # The workers' table: each worker's requests as its pool counted them, the same colour again.
+    for pid, worker in summary["pool"]["per_worker"].items():
+        assert re.search(rf'background: {stacked[f"worker {pid}"]}"></span>worker {pid}</td><td class="num">'
+                         rf'{worker["requests_total"]}<', html), pid
+    # No failures: no failures chart, and the page says so.
+    if summary["requests"]["failures"] == 0:
+        assert 'id="chart-failures"' not in html and "No failures" in html
+    else:
+        assert 'id="chart-failures"' in html
+    assert "More figures from the summary" not in html and "<h2>Configuration</h2>" in html
+
+
+@pytest.mark.slow
+def test_requests_per_second_line_up_with_the_apps_own_count(short_run: RunResult):
+    """The report's requests/s against the app's pools' own count of requests (pool_stats.csv), second by second."""
+    from loadtests.analysis.timeline import read_series
+    from loadtests.run_folder import epoch
+
+    series = read_series(short_run.run_dir)
+    load = series.load
+    scrapes: dict[int, list[tuple[float, float]]] = {}
+    for row in RunFolder(short_run.run_dir).pool_stats:
+        scrapes.setdefault(row["pid"], []).append((epoch(row["timestamp"]) - series.t0, row["requests_num"]))
+
+    def app_count(at: float) -> float:
+        """The app's requests served by `at` (seconds of the load), each worker's count interpolated."""
+        total = 0.0
+        for points in scrapes.values():
+            before = [p for p in points if p[0] <= at] or points[:1]
+            after = [p for p in points if p[0] >= at] or points[-1:]
+            (t0, n0), (t1, n1) = before[-1], after[0]
+            total += n0 if t1 == t0 else n0 + (n1 - n0) * (at - t0) / (t1 - t0)
+        return total
+
+    intervals = [(load.rate_t[i - 1], load.rate_t[i], load.rps[i] * (load.rate_t[i] - load.rate_t[i - 1]))
+                 for i in range(1, len(load.rate_t))]
+
+    def mismatch(shift: float) -> float:
+        return sum(abs(count - (app_count(end + shift) - app_count(start + shift))) for start, end, count in intervals)
+
+    served = sum(count for _, _, count in intervals)
+    errors = {shift: mismatch(shift) for shift in (-1.0, -0.5, 0.0, 0.5, 1.0)}
+    print(f"requests {served:.0f}; mismatch by shift of the app's count: {errors}")
+    assert served > 300
+    # A line drawn early (or late) would match the app's count later (or earlier). The pools are scraped once
+    # a second, which blurs the app's count over half a second: a line right on time may match it about as well
+    # half a second off, never clearly better there, and always better than a second off.
+    assert errors[0.0] < min(errors[-1.0], errors[1.0]) and errors[0.0] < 0.2 * served, errors
+    assert errors[0.0] <= 1.2 * min(errors[-0.5], errors[0.5]), errors

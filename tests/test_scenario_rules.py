@@ -222,3 +222,45 @@ def test_anti_patterns_are_refused_for_the_pool_kinds_they_do_not_fit():
 def test_asyncpg_placeholders_are_numbered():
     assert numbered("INSERT INTO t (a, b) VALUES (%s, %s)") == "INSERT INTO t (a, b) VALUES ($1, $2)"
     assert numbered("SELECT 1") == "SELECT 1"
+
+
+def test_each_half_shows_a_real_error_of_each_class_from_the_app_log(tmp_path):
+    from loadtests.scenarios.evidence import error_examples
+
+    lines = [
+        "[2026-11-22 00:52:20 +0000] [13088] [INFO] Booting worker with pid: 13089",
+        "[2026-11-22 00:52:21,101] [13089] [WARNING] poolcheck.app.errors: GET /items/read: db_connection_closed"
+        " (the connection is closed)",
+        "[2026-11-22 00:52:21,102] [13089] [WARNING] poolcheck.app.errors: GET /items/hold: db_connection_closed"
+        " (consuming input failed: server closed the connection unexpectedly)",
+        "[2026-11-22 00:52:22,000] [13093] [WARNING] poolcheck.app.errors: POST /items/write: db_error"
+        " (can't change 'autocommit' now: connection in transaction status INTRANS)",
+    ]
+    (tmp_path / "gunicorn-h1.log").write_text("\n".join(lines) + "\n")
+    assert error_examples(tmp_path) == {
+        "db_connection_closed": "GET /items/read: the connection is closed",
+        "db_error": "POST /items/write: can't change 'autocommit' now: connection in transaction status INTRANS",
+    }
+    assert error_examples(tmp_path / "missing") == {}
+
+
+def test_the_record_points_at_the_code_and_explains_the_fixed_halfs_expected_figures(tmp_path):
+    from loadtests.scenarios.runner import explain_expected
+
+    scenario = find("lifetime-expiry")
+    assert scenario.faulty_code.startswith("app/antipatterns.py: ") and scenario.fixed_code and scenario.single_change
+    _write_run(tmp_path, "t-faulty-w2", summary(errors_by_class={"db_connection_closed": 12}, requests={"total": 180, "failures": 12}))
+    (tmp_path / "t-faulty-w2" / "gunicorn-h1.log").write_text(
+        "[x] [1] [WARNING] poolcheck.app.errors: GET /items/read: db_connection_closed (the connection is closed)\n")
+    outlived = {"ages": {"sessions_over_max_lifetime": 6, "max_lifetime_s": 3.0, "exceeded": True}}
+    _write_run(tmp_path, "t-fixed-w2", summary(lifecycle=outlived))
+    runs = {"faulty": {"run_dir": "t-faulty-w2", "exit_code": 1}, "fixed": {"run_dir": "t-fixed-w2", "exit_code": 0}}
+    (tmp_path / SCENARIO_JSON).write_text(json.dumps({"scenario": "lifetime-expiry", "status": "finished", "runs": runs}))
+    record = judge(tmp_path)
+    text = "\n".join(report_lines(record))
+    assert "  error:    db_connection_closed: GET /items/read: the connection is closed" in text
+    assert f"  code:     {scenario.faulty_code}" in text and f"  code:     {scenario.fixed_code}" in text
+    assert f"the one change that fixes it: {scenario.single_change}" in text
+    assert "6 connections outlived max_lifetime 3 s (expected: " in record["fixed"]["seen"]
+    assert "(expected" not in record["faulty"]["seen"]
+    assert explain_expected("a; b c", {"b": "why"}) == "a; b c (expected: why)"

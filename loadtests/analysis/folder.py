@@ -31,6 +31,7 @@ from loadtests.run_folder import (
     MANIFEST,
     POOL_STATS_CSV,
     PROXY_EVENTS_JSONL,
+    REQUESTS_BY_SECOND_CSV,
     SERVER_JSON,
     SUMMARY,
     WORKERS_CSV,
@@ -158,6 +159,11 @@ class RunFolder:
         return _csv_rows(self.file(FAILURES_BY_SECOND_CSV))
 
     @cached_property
+    def requests_by_second(self) -> list[dict[str, str]]:
+        """Requests and failures per second of their end, as Locust counted them (loadtests/load/records.py)."""
+        return _csv_rows(self.file(REQUESTS_BY_SECOND_CSV))
+
+    @cached_property
     def fault_events(self) -> list[dict[str, Any]]:
         """faults.jsonl: one event per `--fault` injected (loadtests/faults.py)."""
         return read_events(self.file(FAULTS_JSONL))
@@ -192,6 +198,25 @@ class RunFolder:
             return float(self.locust_history[0]["Timestamp"])
         started = self.manifest.get("load_started_at")
         return epoch(started) if started else None
+
+
+    @cached_property
+    def load_end(self) -> float | None:
+        """Epoch seconds when the load stopped, before the teardown; None if it never started.
+
+        As the runner recorded it (it records it on an interrupt too); else the
+        end of the second of Locust's last history row (whole seconds, written
+        within the second after), else the run's end.
+        """
+        if self.load_start is None:
+            return None
+        ended = self.manifest.get("load_ended_at")
+        if ended:
+            return epoch(ended)
+        if self.locust_history:
+            return float(self.locust_history[-1]["Timestamp"]) + 1.0
+        ended = self.manifest.get("ended_at")
+        return epoch(ended) if ended else None
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:

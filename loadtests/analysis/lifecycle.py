@@ -22,6 +22,9 @@ from loadtests.sources.server_log import Session, counts_over_time
 
 Steps = list[tuple[float, int]]
 DEFAULT_PROD_MAX_IDLE = 600.0  # psycopg_pool's default max_idle
+# A quiet phase shorter than one tick of Locust's shape measures no drain: the
+# connections seen then are the burst's, or the teardown's once the load stopped.
+MIN_QUIET_S = 1.0
 _LISTED = 10  # sessions listed by name when more outlived max_lifetime
 
 
@@ -71,6 +74,19 @@ def burst_windows(shape: list[dict[str, Any]], *, load_start: float) -> list[tup
     return windows
 
 
+def windows_that_ran(windows: list[tuple[float, float, float]], *, load_end: float | None) -> list[tuple[float, float, float]]:
+    """The bursts that started before the load ended, each quiet phase cut at that end.
+
+    An interrupted run never ran its later bursts; after the load's end the
+    connections close with the app's teardown, which is no drain. A burst cut
+    short by the end keeps no quiet phase: its drain is not measured.
+    """
+    if load_end is None:
+        return windows
+    return [(start, end, max(min(quiet_end, load_end), end) if end < load_end else end)
+            for start, end, quiet_end in windows if start < load_end]
+
+
 def drain_after(
     window: tuple[float, float, float],
     *,
@@ -90,9 +106,11 @@ def drain_after(
     the sampled active connections falling to the quiet phase's users.
     """
     start, end, quiet_end = window
+    if quiet_end - end < MIN_QUIET_S:
+        quiet_end = end  # nothing to measure: see MIN_QUIET_S
     peak_per_worker = max((max_between(steps, start, end) for steps in per_worker.values()), default=0)
     extra = max(peak_per_worker - min_size, 0)
-    back_at = first_at_or_below(total, end, quiet_end, target)
+    back_at = first_at_or_below(total, end, quiet_end, target) if quiet_end > end else None
     drain_s = None if back_at is None else round(back_at - end, 3)
     idle_at = first_at_or_below(active, end, quiet_end, quiet_users)
     tail_s = round((idle_at if idle_at is not None else end) - end, 3)

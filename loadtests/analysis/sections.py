@@ -121,7 +121,8 @@ def _drain(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
     active = lifecycle.sampled_steps(rows, keep=lambda a: a.startswith(app_prefix), states=("active",))
     target = config["hosts"] * config["workers"] * config["min_size"]
     bursts = []
-    for window in lifecycle.burst_windows(manifest.get("shape", []), load_start=load_start) if load_start is not None else []:
+    windows = lifecycle.burst_windows(manifest.get("shape", []), load_start=load_start) if load_start is not None else []
+    for window in lifecycle.windows_that_ran(windows, load_end=folder.load_end):
         figures = lifecycle.drain_after(
             window, total=total, per_worker=per_worker, active=active, quiet_users=config["baseline_users"],
             target=target, min_size=config["min_size"], max_idle=config["max_idle"],
@@ -207,7 +208,7 @@ def _lifecycle_lines(section: dict[str, Any]) -> list[str]:
 def _burst_line(number: int, burst: dict[str, Any]) -> str:
     rule = f"predicted {burst['predicted_s']:g} s, at most {burst['predicted_max_s']:g} s"
     if not burst["quiet_s"]:
-        return f"drain after burst {number}: not measured, the load ended with the burst ({rule})"
+        return f"drain after burst {number}: not measured, the load ended with the burst or within a second of it ({rule})"
     if burst["drained"]:
         tail = f", the first {burst['load_tail_s']:g} s of it still serving the burst" if burst["load_tail_s"] else ""
         return f"drain after burst {number}: back at {burst['target']} connections in {burst['drain_s']:g} s{tail} ({rule})"

@@ -35,10 +35,15 @@ class Connections:
 
 @dataclass
 class Load:
-    """Locust's aggregated history: users, throughput, current latency percentiles."""
+    """Locust's aggregated history: users and current latency percentiles at `t`; throughput at `rate_t`.
+
+    Each rate covers the second (or the span between two history rows) that
+    ends at its `rate_t`.
+    """
 
     t: list[float] = field(default_factory=list)
     users: list[int] = field(default_factory=list)
+    rate_t: list[float] = field(default_factory=list)
     rps: list[float] = field(default_factory=list)
     failures_per_s: list[float] = field(default_factory=list)
     percentiles: dict[str, list[float | None]] = field(default_factory=dict)
@@ -100,8 +105,11 @@ def _number(value: str | None) -> float | None:
 def load(folder: RunFolder, *, t0: float) -> Load:
     """Aggregated rows of Locust's history: users, per-second rates, recent percentiles.
 
-    Rates come from the change of the cumulative counts between rows: Locust's
-    own Requests/s is a 10 s rolling mean, which would smear a burst's edges.
+    Rates are Locust's own counts per second of the requests' end when the
+    locustfile recorded them; else the change of the cumulative counts between
+    history rows, which is up to a second late (a row is stamped with the
+    whole second in which it was written). Locust's own Requests/s is a 10 s
+    rolling mean, which would smear a burst's edges.
     """
     out = Load(percentiles={"p50": [], "p95": [], "p99": []})
     previous: tuple[float, float, float] | None = None
@@ -116,7 +124,28 @@ def load(folder: RunFolder, *, t0: float) -> Load:
         for name, column in (("p50", "50%"), ("p95", "95%"), ("p99", "99%")):
             out.percentiles[name].append(_number(row.get(column)))
         previous = now
+    out.rate_t = list(out.t)
+    by_second = _per_second(folder.requests_by_second)
+    if by_second:
+        # From nothing before the first second to nothing after the last: the line ends where the load did.
+        first, last = by_second[0][0], by_second[-1][0]
+        by_second = [(first - 1, 0, 0), *by_second, (last + 1, 0, 0)]
+        out.rate_t = [round(second + 1 - t0, 3) for second, _, _ in by_second]
+        out.rps = [float(requests) for _, requests, _ in by_second]
+        out.failures_per_s = [float(failures) for _, _, failures in by_second]
     return out
+
+
+def _per_second(rows: list[dict[str, str]]) -> list[tuple[int, int, int]]:
+    """(second, requests, failures) for every second from the first to the last counted, gaps as zeros."""
+    counted = {}
+    for row in rows:
+        second, requests, failures = (_number(row.get(c)) for c in ("second", "requests", "failures"))
+        if second is not None and requests is not None:
+            counted[int(second)] = (int(requests), int(failures or 0))
+    if not counted:
+        return []
+    return [(s, *counted.get(s, (0, 0))) for s in range(min(counted), max(counted) + 1)]
 
 
 def failures_by_class(folder: RunFolder, *, t0: float) -> dict[str, tuple[list[float], list[int]]]:
@@ -159,7 +188,7 @@ def pool_stats(folder: RunFolder, *, t0: float) -> dict[str, dict[str, tuple[lis
     rows = folder.pool_stats
     overflowing = any(row.get("overflow", 0) > 0 for row in rows)  # a SQLAlchemy engine opened overflow
     for row in rows:
-        worker = f"h{row['host']} pid {row['pid']}"
+        worker = f"worker {row['pid']}"  # as the connection charts name it: one worker, one colour
         t = round(epoch(row["timestamp"]) - t0, 3)
         before = previous.get(worker)
         served = row["requests_num"] - before["requests_num"] if before else 0

@@ -6,11 +6,13 @@ Database tab (loadtests/live/web_ui.py) both show it.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.budget import budget_words
 from loadtests.failure_classes import OTHER
 from loadtests.run_folder import CONNECTIONS_CSV, FAILURES_BY_SECOND_CSV, LOCUST_HISTORY_CSV
 from loadtests.sources.collector import STATE_GROUPS
@@ -19,11 +21,31 @@ from loadtests.sources.csv_tail import CsvFollower
 
 @dataclass(frozen=True)
 class ConnectionLines:
-    """The limits a live view measures connections against: the budget, usable, max_connections."""
+    """The limits a live view measures connections against: the budget, usable, max_connections.
+
+    `pools` is the part of the budget the app's pools may hold (None: not known).
+    """
 
     budget: int
     usable: int
     max_connections: int
+    pools: int | None = None
+    other_clients: int = 0
+
+    def budget_text(self) -> str:
+        if self.pools is None:
+            return f"budget {self.budget}"
+        return budget_words(total=self.budget, pools_total=self.pools, other_clients=self.other_clients)
+
+
+STALE_AFTER_S = 3.0  # Locust writes a history row every second while it runs
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value or 0)
+    except ValueError:
+        return 0.0
 
 
 def _int(value: str | None) -> int:
@@ -43,6 +65,8 @@ class LiveState:
         self.samples: deque[dict[str, Any]] = deque(maxlen=keep_samples)
         self.peak = 0
         self.load: dict[str, str] = {}
+        self._previous_load: dict[str, str] = {}
+        self._load_seen_at: float | None = None  # monotonic time of the last new history row
         self.failures_by_class: Counter[str] = Counter()
 
     def update(self) -> "LiveState":
@@ -53,7 +77,8 @@ class LiveState:
             self.peak = max(self.peak, sample["total"])
         for row in self._history.new_rows():
             if row.get("Name") == "Aggregated":
-                self.load = row
+                self._previous_load, self.load = self.load, row
+                self._load_seen_at = time.monotonic()
         for row in self._failures.new_rows():
             self.failures_by_class[row.get("error_class") or OTHER] += _int(row.get("count"))
         return self
@@ -63,15 +88,26 @@ class LiveState:
         return self.samples[-1]["total"] if self.samples else 0
 
     @property
+    def load_stopped(self) -> bool:
+        """Locust wrote no history row for a while: it has stopped (it writes one a second while it runs)."""
+        return self._load_seen_at is not None and time.monotonic() - self._load_seen_at > STALE_AFTER_S
+
+    @property
     def users(self) -> int:
-        return _int(self.load.get("User Count"))
+        return 0 if self.load_stopped else _int(self.load.get("User Count"))
 
     @property
     def rps(self) -> float:
-        try:
-            return float(self.load.get("Requests/s") or 0)
-        except ValueError:
+        """Requests per second between Locust's last two history rows.
+
+        Not Locust's own Requests/s: that is a rolling mean up to its last
+        request, which keeps its last value once the users have stopped.
+        """
+        if self.load_stopped or not self._previous_load:
             return 0.0
+        span = _float(self.load.get("Timestamp")) - _float(self._previous_load.get("Timestamp"))
+        served = _float(self.load.get("Total Request Count")) - _float(self._previous_load.get("Total Request Count"))
+        return max(served / span, 0.0) if span > 0 else 0.0
 
     @property
     def failures(self) -> int:

@@ -37,9 +37,12 @@ class Progress:
         echo: Callable[[str], None],
         plain_every: float = 5.0,
         terminal: bool | None = None,
+        closes_after_s: float = 0.0,
     ) -> None:
         self.config = config
-        self.limits = ConnectionLines(config.budget.total, limits.usable, limits.max_connections)
+        self.limits = ConnectionLines(config.budget.total, limits.usable, limits.max_connections,
+                                      pools=config.budget.pools_total, other_clients=config.other_clients)
+        self.closes_after_s = closes_after_s  # the web UI stays up this long after the shape's end
         self.echo = echo
         self.state = LiveState(run_dir)
         self.stages = config.stages()
@@ -51,16 +54,27 @@ class Progress:
 
     def _phase(self, elapsed: float) -> str:
         stage = stage_at(self.stages, elapsed)
-        return stage.phase if stage else "ending"
+        if stage:
+            return stage.phase
+        return "closing" if self.closes_after_s else "ending"
+
+    def _clock(self, elapsed: float) -> str:
+        """Seconds of the load, stopped at its total; then the web UI's close-down, counted down."""
+        total = self.config.duration
+        if elapsed <= total:
+            return f"{elapsed:.0f}/{total:g} s"
+        if self.closes_after_s:
+            return f"{total:g}/{total:g} s, web UI closes in {max(total + self.closes_after_s - elapsed, 0):.0f} s"
+        return f"{total:g}/{total:g} s"
 
     def line(self) -> str:
         """The plain line, as printed off a terminal."""
         elapsed = time.monotonic() - self.started
         s, lim = self.state, self.limits
         return (
-            f"[{self._phase(elapsed):>6}] {elapsed:5.0f}/{self.config.duration:g} s"
+            f"[{self._phase(elapsed):>6}] {self._clock(elapsed):>9}"
             f"  users {s.users:>4}  rps {s.rps:7.1f}"
-            f"  conns {s.connections_now:>3} peak {s.peak:>3} / budget {lim.budget} / usable {lim.usable}"
+            f"  conns {s.connections_now:>3} peak {s.peak:>3} / {lim.budget_text()} / usable {lim.usable}"
             f"  failures {s.failures_text()}"
         )
 
@@ -71,7 +85,7 @@ class Progress:
         over = s.peak >= lim.usable or s.connections_now > lim.budget
         grid = Table.grid(padding=(0, 2))
         grid.add_row(
-            f"[bold]{self._phase(elapsed)}[/]", f"{elapsed:.0f}/{self.config.duration:g} s",
+            f"[bold]{self._phase(elapsed)}[/]", self._clock(elapsed),
             ProgressBar(total=self.config.duration, completed=min(elapsed, self.config.duration), width=30),
         )
         grid.add_row(
@@ -80,7 +94,7 @@ class Progress:
         )
         grid.add_row(
             f"connections {s.connections_now}", f"peak [{'red' if over else 'green'}]{s.peak}[/]",
-            f"budget {lim.budget}  usable {lim.usable}  max_connections {lim.max_connections}",
+            f"{lim.budget_text()}  usable {lim.usable}  max_connections {lim.max_connections}",
         )
         bar = ProgressBar(total=lim.max_connections, completed=s.connections_now, width=60,
                           complete_style="red" if over else "cyan")

@@ -1,8 +1,11 @@
 """What Locust's own CSV files leave out, recorded beside them by the locustfile.
 
-`locust_load.json` holds when the shape started (t = 0 of every chart), and
+`locust_load.json` holds when the shape started (t = 0 of every chart),
 `locust_failures_by_second.csv` the failures of each error class per second,
-so the report can draw failures by class over time.
+so the report can draw failures by class over time, and
+`locust_requests_by_second.csv` the requests and failures of each second in
+which they finished: the history's rows are stamped with the whole second in
+which Locust wrote them, up to a second after the requests they count.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import Any
 import gevent
 
 from loadtests.failure_classes import error_class
-from loadtests.run_folder import FAILURES_BY_SECOND_CSV, LOAD_JSON
+from loadtests.run_folder import FAILURES_BY_SECOND_CSV, LOAD_JSON, REQUESTS_BY_SECOND_CSV, write_atomically
 
 logger = logging.getLogger("poolcheck.load_record")
 
 FAILURE_COLUMNS = ("timestamp", "error_class", "count")
+REQUEST_COLUMNS = ("second", "requests", "failures")
 
 
 class FailureCounter:
@@ -62,6 +66,31 @@ class FailureCounter:
             self.flush()
 
 
+class RequestsBySecond:
+    """Rewrites, every second, Locust's own count of requests and failures per second of their end.
+
+    Locust keeps these counts for its whole test (`num_reqs_per_sec`, merged
+    from every worker on a distributed master), keyed by the whole second in
+    which each request finished.
+    """
+
+    def __init__(self, path: Path, *, stats: Any) -> None:
+        self.path = path
+        self.stats = stats
+
+    def flush(self) -> None:
+        total = self.stats.total
+        requests, failures = dict(total.num_reqs_per_sec), dict(total.num_fail_per_sec)
+        lines = [",".join(REQUEST_COLUMNS)]
+        lines += [f"{second},{requests.get(second, 0)},{failures.get(second, 0)}" for second in sorted(requests)]
+        write_atomically(self.path, "\n".join(lines) + "\n")
+
+    def flush_every_second(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            self.flush()
+
+
 def _record_start(path: Path) -> None:
     if not path.exists():  # a restarted test in the web UI keeps the first start
         path.write_text(json.dumps({"started_at_epoch": round(time.time(), 3)}) + "\n")
@@ -74,6 +103,8 @@ def install(environment: Any) -> None:
         return
     run_dir = Path(prefix).parent  # the runner passes `--csv <run folder>/locust`
     counter = FailureCounter(run_dir / FAILURES_BY_SECOND_CSV, stats=environment.stats)
+    per_second = RequestsBySecond(run_dir / REQUESTS_BY_SECOND_CSV, stats=environment.stats)
     environment.events.test_start.add_listener(lambda **kwargs: _record_start(run_dir / LOAD_JSON))
-    environment.events.quitting.add_listener(lambda **kwargs: counter.flush())
+    environment.events.quitting.add_listener(lambda **kwargs: (counter.flush(), per_second.flush()))
     gevent.spawn(counter.flush_every_second)
+    gevent.spawn(per_second.flush_every_second)

@@ -72,22 +72,24 @@ def _rate(x: list[float], y: list[Any], name: str, **kwargs: Any) -> go.Scatter:
     return _step(x, y, name, line={"shape": "vh", **kwargs.pop("line", {})}, **kwargs)
 
 
-def _connection_traces(conn: Connections) -> tuple[list[go.Scatter], list[list[bool]], list[str]]:
+def _connection_traces(conn: Connections, colors: dict[str, str]) -> tuple[list[go.Scatter], list[list[bool]], list[str]]:
     """Traces of every view (all by state, stacked by worker, one worker by state) and which each view shows."""
     traces: list[go.Scatter] = []
     views: list[tuple[str, list[int]]] = []
 
-    def add(view: str, group: dict[str, list[int]], colors: dict[str, str] | None, visible: bool) -> None:
+    def add(view: str, group: dict[str, list[int]], colors: dict[str, str] | None, visible: bool,
+            *, by_worker: bool = False) -> None:
         start = len(traces)
         for name, values in group.items():
-            color = {"color": colors[name]} if colors else {}
+            color = {"color": colors[name]} if colors and name in colors else {}
+            # Stacked by worker, each worker is a legend entry of its own: a click hides that worker alone.
             traces.append(_step(conn.t, values, name, stackgroup=view, line={"width": 0.5, **color},
-                                legendgroup=view, visible=visible))
+                                legendgroup=name if by_worker else view, visible=visible))
         views.append((view, list(range(start, len(traces)))))
 
     add("all workers by state", conn.states, STATE_COLORS, True)
     if conn.workers:
-        add("stacked by worker", conn.workers, None, False)
+        add("stacked by worker", conn.workers, colors, False, by_worker=True)
     for worker, states in conn.worker_states.items():
         add(worker, states, STATE_COLORS, False)
     visibility = [[i in shown for i in range(len(traces))] for _, shown in views]
@@ -102,14 +104,18 @@ def _view_menu(visibility: list[list[bool]], names: list[str], *, always: int) -
     return {"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.1, "yanchor": "bottom"}
 
 
-def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: Marks) -> go.Figure:
-    """Connections by state (or by worker) against the limits, and the load on the same axis."""
+def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: Marks,
+             worker_colors: dict[str, str] | None = None) -> go.Figure:
+    """Connections by state (or by worker) against the limits, and the load on the same axis.
+
+    `worker_colors`: each worker's colour by its label, the same on every chart of the page.
+    """
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06,
                            specs=[[{}], [{"secondary_y": True}]])
-    traces, visibility, names = _connection_traces(conn)
+    traces, visibility, names = _connection_traces(conn, worker_colors or {})
     for trace in traces:
         figure.add_trace(trace, row=1, col=1)
-    figure.add_trace(_rate(load.t, load.rps, "requests/s", line={"color": "#1f77b4"}), row=2, col=1)
+    figure.add_trace(_rate(load.rate_t, load.rps, "requests/s", line={"color": "#1f77b4"}), row=2, col=1)
     figure.add_trace(_step(load.t, load.users, "Locust users", line={"color": "#8c564b", "dash": "dot"}),
                      row=2, col=1, secondary_y=True)
     for limit in limits:
@@ -140,7 +146,7 @@ def failures(by_class: dict[str, tuple[list[float], list[int]]], load: Load, *, 
     for name, (t, counts) in by_class.items():
         # Each count covers the second before its timestamp.
         figure.add_trace(go.Bar(x=t, y=counts, name=name, offset=-1.0, width=1.0))
-    figure.add_trace(_rate(load.t, load.failures_per_s, "all failures/s (Locust)", line={"color": "#333"}))
+    figure.add_trace(_rate(load.rate_t, load.failures_per_s, "all failures/s (Locust)", line={"color": "#333"}))
     _mark(figure, marks, rows=1)
     figure.update_layout(barmode="stack")
     figure.update_yaxes(title_text="failures per second", rangemode="tozero")
@@ -148,13 +154,23 @@ def failures(by_class: dict[str, tuple[list[float], list[int]]], load: Load, *, 
     return _layout(figure, title="Failures by class", height=360)
 
 
-def pool(stats: dict[str, dict[str, tuple[list[float], list[float]]]], *, marks: Marks) -> go.Figure:
-    """One row per pool figure (requests waiting, wait time, event-loop lag, ...), one line per worker."""
+def pool(stats: dict[str, dict[str, tuple[list[float], list[float]]]], *, marks: Marks,
+         worker_colors: dict[str, str] | None = None) -> go.Figure:
+    """One row per pool figure (requests waiting, wait time, event-loop lag, ...), one line per worker.
+
+    A worker has one colour and one legend entry for every row: clicking it
+    hides the worker everywhere, double-clicking shows that worker alone.
+    """
     names = list(stats)
+    colors = worker_colors or {}
     figure = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names, vertical_spacing=0.08)
+    in_legend: set[str] = set()
     for row, name in enumerate(names, start=1):
         for worker, (t, values) in stats[name].items():
-            figure.add_trace(_step(t, values, f"{name} {worker}".strip(), legendgroup=worker), row=row, col=1)
+            color = {"color": colors[worker]} if worker in colors else {}
+            figure.add_trace(_step(t, values, worker, legendgroup=worker, showlegend=worker not in in_legend,
+                                   line=color, hovertemplate=f"{name}: %{{y}}<extra>{worker}</extra>"), row=row, col=1)
+            in_legend.add(worker)
     _mark(figure, marks)
     figure.update_xaxes(title_text=_TIME_AXIS, row=len(names), col=1)
     return _layout(figure, title="Pool figures", height=max(260 * len(names), 360))
@@ -191,7 +207,7 @@ def overlay(runs: list[tuple[str, Connections, Load]]) -> go.Figure:
     for n, (name, conn, load) in enumerate(runs):
         color = _PALETTE[n % len(_PALETTE)]
         figure.add_trace(_step(conn.t, conn.total, name, legendgroup=name, line={"color": color}), row=1, col=1)
-        figure.add_trace(_rate(load.t, load.rps, f"{name} rps", legendgroup=name, showlegend=False,
+        figure.add_trace(_rate(load.rate_t, load.rps, f"{name} rps", legendgroup=name, showlegend=False,
                                line={"color": color}), row=2, col=1)
     figure.update_yaxes(rangemode="tozero")
     figure.update_xaxes(title_text=_TIME_AXIS, row=2, col=1)

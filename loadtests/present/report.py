@@ -20,7 +20,8 @@ from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import burst_drains, exact_peak
 from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_class, fault_marks, pool_stats, read_series
 from loadtests.budget import Budget, ServerLimits, explain
-from loadtests.present import charts
+from loadtests.present import charts, workers
+from loadtests.present.configuration import configuration_rows
 from loadtests.present.pages import display, flatten, render
 from loadtests.run_folder import REPORT_HTML, write_atomically
 
@@ -29,6 +30,8 @@ logger = logging.getLogger("poolcheck.report")
 _SHOWN_KEYS = {
     "run_id", "verdict", "reasons", "complete", "budget", "server", "peak_connections", "peak_connections_at_s",
     "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at", "advice", "warnings",
+    # told near the top ("What the server and the pools saw"), in the charts and the workers' table
+    "connections", "pool", "exact", "lifecycle", "schema_version",
 }
 _SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
                    "lifecycle": "Connection lifecycle", "faults": "Faults",
@@ -68,21 +71,39 @@ def drain_rows(run: RunSeries) -> list[dict[str, Any]]:
     return [{**burst, "burst_end_load_s": end} for end, burst in zip(ends, burst_drains(run.summary))]
 
 
-def _charts(run: RunSeries, drains: list[dict[str, Any]]) -> list[Chart]:
+def _charts(run: RunSeries, drains: list[dict[str, Any]], *, colors: dict[str, str]) -> list[Chart]:
+    """Every chart that has something to draw: a chart without a point is left out, the page says why."""
     config = run.manifest["config"]
     marks = charts.Marks(tuple(burst_phases(run.manifest)), tuple(fault_marks(run.folder, t0=run.t0)))
     figures = [
-        ("timeline", charts.timeline(run.connections, run.load, limits=limit_lines(run.summary), marks=marks)),
+        ("timeline", charts.timeline(run.connections, run.load, limits=limit_lines(run.summary), marks=marks,
+                                     worker_colors=colors)),
         ("latency", charts.latency(run.load, marks=marks)),
-        ("failures", charts.failures(failures_by_class(run.folder, t0=run.t0), run.load, marks=marks)),
     ]
+    if run.summary["requests"]["failures"]:
+        figures.append(("failures", charts.failures(failures_by_class(run.folder, t0=run.t0), run.load, marks=marks)))
     pool = pool_stats(run.folder, t0=run.t0)
     if pool:
-        figures.append(("pool", charts.pool(pool, marks=marks)))
+        figures.append(("pool", charts.pool(pool, marks=marks, worker_colors=colors)))
     figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=config["max_lifetime"],
                                                   max_idle=config["max_idle"], marks=marks)))
+    drawn = [(name, figure) for name, figure in figures if _has_points(figure)]
     return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=n == 0))
-            for n, (name, figure) in enumerate(figures)]
+            for n, (name, figure) in enumerate(drawn)]
+
+
+def _has_points(figure: Any) -> bool:
+    return any(y is not None for trace in figure.data for y in (trace.y if trace.y is not None else ()))
+
+
+def _workers(run: RunSeries) -> tuple[dict[str, str], list[dict[str, Any]], str]:
+    """Each worker's colour by its label, its share of the requests and connections, and how even they were."""
+    held = {label.removeprefix("worker "): values for label, values in run.connections.workers.items()}
+    rows = workers.share_rows(run.summary, connections=held)
+    by_pid = workers.worker_colors([row["pid"] for row in rows])
+    colors = {workers.worker_label(pid): color for pid, color in by_pid.items()}
+    colors.update({label: by_pid[label.removeprefix("worker ")] for label in run.connections.workers})
+    return colors, [{**row, "color": by_pid[row["pid"]]} for row in rows], workers.unevenness(rows)
 
 
 def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -139,6 +160,8 @@ def _context(run: RunSeries) -> dict[str, Any]:
     summary, manifest = run.summary, run.manifest
     drains = drain_rows(run)
     config = {k: v for k, v in manifest["config"].items() if k not in _HIDDEN_SETTINGS}
+    colors, worker_rows, uneven = _workers(run)
+    short_config = configuration_rows(manifest)
     return {
         "run_id": run.run_id,
         "verdict": summary["verdict"],
@@ -152,11 +175,15 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "budget_line": _budget_line(summary),
         "budget_rows": budget_rows(summary),
         "sample_interval": display(summary.get("sample_interval_s")),
-        "charts": _charts(run, drains),
+        "charts": _charts(run, drains, colors=colors),
+        "failures": summary["requests"]["failures"],
+        "worker_rows": worker_rows,
+        "unevenness": uneven,
+        "short_config": short_config,
         "errors_by_class": summary.get("errors_by_class", {}),
         "drains": drains,
         "request_rows": _request_rows(summary),
         "extra_sections": _extra_sections(summary),
-        "config_rows": [(k, display(v)) for k, v in config.items()],
+        "config_rows": [(k, display(v)) for k, v in config.items() if k not in dict(short_config)],
         "version_rows": flatten({**manifest.get("versions", {}), "host": manifest.get("host", {})}),
     }

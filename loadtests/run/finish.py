@@ -17,7 +17,8 @@ from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.proxy_cuts import proxy_line
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import INTERRUPTED, PASS, summarize
-from loadtests.config import RunConfig
+from loadtests.budget import budget_words
+from loadtests.config import COLLECTOR_CLIENTS, RunConfig
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS
 from loadtests.present.report import write_run_report
 from loadtests.redact import Redactor
@@ -63,7 +64,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     """What the terminal shows at the end of a run: peak, requests, verdict with reasons, exact counts, advice."""
     r = summary["requests"]
     lines = [
-        f"peak {summary['peak_connections']} connections (budget {summary['budget']['total']},"
+        f"peak {summary['peak_connections']} connections ({_budget_text(summary)},"
         f" usable {summary['server']['usable']}, max_connections {summary['server']['max_connections']});"
         f" {r['total']} requests, {r['failures']} failed, {r['rps']} req/s,"
         f" p50 {r['p50_ms']:g} ms, p95 {r['p95_ms']:g} ms, p99 {r['p99_ms']:g} ms"
@@ -77,6 +78,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if summary.get("proxy"):
         lines.append(proxy_line(summary["proxy"], summary["errors_by_class"]))
     return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(summary.get("advice", [])))]
+
+
+def _budget_text(summary: dict[str, Any]) -> str:
+    budget = summary["budget"]
+    return budget_words(total=budget["total"], pools_total=budget["pools_total"],
+                        other_clients=max(budget["extra_clients"] - COLLECTOR_CLIENTS, 0))
 
 
 def _write_results(

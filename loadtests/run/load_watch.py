@@ -18,7 +18,7 @@ from loadtests.live.terminal import Progress
 from loadtests.run.app_hosts import APP_NAME
 from loadtests.run.fault_injection import kill_one_worker, terminate_idle
 from loadtests.run.embedded_server import ServerInfo
-from loadtests.run.locust_stack import load_deadline_s
+from loadtests.run.locust_stack import WEB_UI_LINGER_S, load_deadline_s
 from loadtests.run.processes import ManagedProcess
 from loadtests.run.signals import Stop
 from loadtests.run_folder import CONNECTIONS_CSV, app_prefix
@@ -47,7 +47,8 @@ def watch_load(
     targets: FaultTargets,
 ) -> None:
     """Return when Locust has exited by itself; Interrupted on a stop request, RuntimeError past the deadline."""
-    progress = Progress(run_dir, config=config, limits=limits, echo=echo)
+    progress = Progress(run_dir, config=config, limits=limits, echo=echo,
+                        closes_after_s=WEB_UI_LINGER_S if config.web_ui else 0.0)
     load_start, load_start_epoch = time.monotonic(), time.time()
     pending = config.fault_plan()
     deadline = load_start + load_deadline_s(config)

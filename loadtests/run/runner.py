@@ -122,10 +122,14 @@ class Runner:
                 server=database.embedded,
                 gunicorn_pid=hosts[0].process.pid if hosts else None,
             )
-            watch_load(
-                locust, config=config, limits=self.limits, run_dir=run_dir, stop=stop, echo=self.echo, targets=targets
-            )
-            manifest.update(load_ended_at=now_iso())
+            try:
+                watch_load(
+                    locust, config=config, limits=self.limits, run_dir=run_dir, stop=stop, echo=self.echo,
+                    targets=targets,
+                )
+            finally:
+                # Interrupted too: the drain is measured up to here, never into the teardown.
+                manifest.update(load_ended_at=now_iso())
 
     def _start_locust(
         self, start: Callable[[str, ManagedProcess], ManagedProcess], *, app_urls: list[str], run_dir: Path

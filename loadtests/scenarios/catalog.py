@@ -58,6 +58,13 @@ class Scenario:
     shared: Mapping[str, Any] = field(default_factory=dict)
     # Settings of the fixed half computed from the faulty one (say the largest max_size that fits).
     fit_fixed: Callable[[RunConfig], dict[str, Any]] | None = None
+    # Where the faulty pattern and its fix live ("app/antipatterns.py: _session_after_return").
+    faulty_code: str = ""
+    fixed_code: str = ""
+    # The one change that fixes it, when a single change does.
+    single_change: str = ""
+    # Figures the fixed half shows by design, each with why: {words of the figure: why it is expected}.
+    expected_in_fixed: Mapping[str, str] = field(default_factory=dict)
 
     def config(self, half: str, **harness: Any) -> RunConfig:
         """The RunConfig of one half; `harness` adds settings of the harness itself (results_dir...)."""
@@ -257,6 +264,13 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_seconds": 8.0, "burst_users": 12, "baseline_users": 4, "pool_check": False},
         faulty={"app_pattern": "autocommit-after-return"},
         fixed={"app_pattern": "autocommit-per-request"},
+        faulty_code=f"app/antipatterns.py: _{kind}_autocommit_after_return",
+        fixed_code=f"app/antipatterns.py: _{kind}_autocommit_per_request (app/deps.py: {kind}_session, with"
+        " the settings in `configure`, is the app's own)",
+        single_change=f"yield the session inside the `with pool.connection()` block ({kind}_session in app/deps.py):"
+        " no request then uses a connection the pool has taken back",
+        expected_in_fixed={"outlived max_lifetime": "psycopg retires a connection only when it comes back to the"
+                           " pool, so one idle in the pool lives past max_lifetime; no request failed for it"},
     ) for name, kind in (("lifetime-expiry", "sync"), ("lifetime-expiry-async", "async"))),
     Scenario(
         name="idle-drain",
@@ -272,6 +286,10 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_users": 16, "baseline_users": 0},
         faulty={"max_idle": 600.0, "max_lifetime": 3600.0},
         fixed={"max_idle": 1.0, "max_lifetime": 30.0, "prod_max_idle": 30.0},
+        faulty_code="app/db.py: _pool_arguments (POOL_MAX_IDLE 600 s, psycopg's default)",
+        fixed_code="app/db.py: _pool_arguments (POOL_MAX_IDLE below the quiet phase)",
+        single_change="max_idle short enough that (extra + 1) x max_idle fits the quiet phase",
+        expected_in_fixed={"in production": "the prediction at the fixed max_idle: how long the drain takes"},
     ),
     Scenario(
         name="worker-churn",
@@ -287,6 +305,11 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "duration": 11.0, "quiet_seconds": 1.0, "burst_seconds": 9.0, "burst_users": 10},
         faulty={"app_pattern": "pool-before-fork"},
         fixed={},
+        faulty_code="app/antipatterns.py: _pool_before_fork",
+        fixed_code="app/main.py: lifespan",
+        single_change="open and close the pool in the lifespan (app/main.py: lifespan), never when the app is created",
+        expected_in_fixed={"processes (workers": "recycled and replaced workers each open a pool of their own,"
+                           " one after the other"},
     ),
     Scenario(
         name="loop-mismatch",
@@ -301,6 +324,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_seconds": 8.0, "burst_users": 16},
         faulty={"app_pattern": "pool-in-other-loop"},
         fixed={},
+        faulty_code="app/antipatterns.py: _pool_in_other_loop",
+        fixed_code="app/main.py: _open_async",
+        single_change="open the pool in the lifespan, in the worker's own loop (`await pool.open(wait=True)`)",
     ),
     Scenario(
         name="server-idle-kill",
@@ -314,6 +340,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_seconds": 2.0, "cycles": 2, "duration": 12.0, "burst_users": 10, "max_lifetime": 3600.0},
         faulty={"pool_check": False},
         fixed={"pool_check": True},
+        faulty_code="app/db.py: make_async_pool (check=None: POOL_CHECK off)",
+        fixed_code="app/db.py: make_async_pool (check=AsyncConnectionPool.check_connection)",
+        single_change="check=AsyncConnectionPool.check_connection",
     ),
     Scenario(
         name="proxy-silent-drop",
@@ -333,6 +362,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_users": 8, "pool_timeout": 8.0},
         faulty={"pool_check": False},
         fixed={"pool_check": True},
+        faulty_code="app/db.py: make_async_pool (check=None: POOL_CHECK off)",
+        fixed_code="app/db.py: make_async_pool (check=AsyncConnectionPool.check_connection)",
+        single_change="check=AsyncConnectionPool.check_connection (max_lifetime below the cut does not help)",
     ),
     Scenario(
         name="host-vanishes",
@@ -351,6 +383,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_seconds": 3.0, "quiet_seconds": 5.0, "duration": 8.0, "burst_users": 8},
         faulty={},
         fixed={"server_settings": {"idle_session_timeout": "3s"}},
+        faulty_code="the server's settings: keepalive after 2 h, no idle_session_timeout",
+        fixed_code="the server's settings: idle_session_timeout (tcp_keepalives_* on a real network)",
+        single_change="idle_session_timeout on the server, below the idle time of a pool's connections",
     ),
     Scenario(
         name="blocking-loop",
@@ -365,6 +400,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "quiet_seconds": 1.0, "burst_seconds": 4.0, "burst_users": 6, "baseline_users": 0},
         faulty={"app_pattern": "blocking-sleep"},
         fixed={},
+        faulty_code="app/antipatterns.py: _blocking_hold",
+        fixed_code="app/routes/items.py: hold",
+        single_change="await the wait (asyncio.sleep, or run_in_executor for blocking work) instead of time.sleep",
     ),
     Scenario(
         name="overcommit",
@@ -379,6 +417,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "quiet_seconds": 1.0, "burst_seconds": 8.0, "burst_users": 16},
         faulty={"max_size": 8, "allow_overcommit": True},
         fixed={},
+        faulty_code="the settings: 2 workers x max_size 8 against 10 usable connections",
+        fixed_code="loadtests/budget.py: largest_max_size",
+        single_change="max_size at most (usable - other clients) // (hosts x workers): `poolcheck budget` prints it",
         fit_fixed=_largest_fitting_size,
     ),
 )

@@ -13,7 +13,7 @@ folder, like every other report of the harness.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from loadtests.run.preflight import preflight
 from loadtests.run.runner import Runner
 from loadtests.run_folder import SUMMARY, now_iso, read_json, unique_dir, utc_stamp, write_json
 from loadtests.scenarios.catalog import FAULTY, FIXED, HALVES, Finding, Scenario, find
+from loadtests.scenarios.evidence import error_examples
 
 logger = logging.getLogger("poolcheck.scenario_runner")
 
@@ -86,6 +87,7 @@ def judge(folder: Path) -> dict[str, Any]:
     return {
         **{k: plan[k] for k in ("scenario", "status", "started_at", "ended_at", "runs") if k in plan},
         "reproduces": scenario.reproduces,
+        "single_change": scenario.single_change,
         **halves,
         "detected": scenario.detected(findings[FAULTY], findings[FIXED]),
     }
@@ -94,14 +96,27 @@ def judge(folder: Path) -> dict[str, Any]:
 def _judge_half(scenario: Scenario, half: str, folder: Path, run: dict[str, Any] | None) -> dict[str, Any]:
     expected = scenario.expected_faulty if half == FAULTY else scenario.expected_fixed
     setup = scenario.faulty_pattern if half == FAULTY else scenario.fix
+    code = scenario.faulty_code if half == FAULTY else scenario.fixed_code
     summary_path = folder / run["run_dir"] / SUMMARY if run else None
     if summary_path is None or not summary_path.exists():
-        return {"setup": setup, "expected": expected, "run_dir": None, "verdict": None,
-                "failure_seen": None, "brief": "not run", "seen": "the run did not finish"}
+        return {"setup": setup, "code": code, "expected": expected, "run_dir": None, "verdict": None,
+                "failure_seen": None, "brief": "not run", "seen": "the run did not finish", "errors": {}}
     summary = read_json(summary_path)
     finding = scenario.rule(summary)
-    return {"setup": setup, "expected": expected, "run_dir": run["run_dir"], "verdict": summary["verdict"],
-            "failure_seen": finding.present, "brief": finding.brief, "seen": finding.seen}
+    seen = finding.seen if half == FAULTY else explain_expected(finding.seen, scenario.expected_in_fixed)
+    return {"setup": setup, "code": code, "expected": expected, "run_dir": run["run_dir"],
+            "verdict": summary["verdict"], "failure_seen": finding.present, "brief": finding.brief, "seen": seen,
+            "errors": error_examples(folder / run["run_dir"])}
+
+
+def explain_expected(seen: str, expected: Mapping[str, str]) -> str:
+    """The fixed half's observations, each figure it shows by design followed by why it is expected."""
+    parts = seen.split("; ")
+    for n, part in enumerate(parts):
+        why = next((reason for words, reason in expected.items() if words in part), None)
+        if why:
+            parts[n] = f"{part} (expected: {why})"
+    return "; ".join(parts)
 
 
 def _seen_word(present: bool | None) -> str:
@@ -113,12 +128,16 @@ def report_lines(record: dict[str, Any]) -> list[str]:
     lines = [f"scenario {record['scenario']}: {record['reproduces']}"]
     for half in HALVES:
         h = record[half]
+        lines += [f"{half}: {h['setup']}"]
+        lines += [f"  code:     {h['code']}"] if h.get("code") else []
         lines += [
-            f"{half}: {h['setup']}",
             f"  expected: {h['expected']}",
             f"  seen:     {h['seen']} -> {_seen_word(h['failure_seen'])}",
-            f"  run:      {h['run_dir'] or '-'} (verdict {h['verdict'] or '-'})",
         ]
+        lines += [f"  error:    {name}: {message}" for name, message in (h.get("errors") or {}).items()]
+        lines += [f"  run:      {h['run_dir'] or '-'} (verdict {h['verdict'] or '-'})"]
+    if record.get("single_change"):
+        lines.append(f"the one change that fixes it: {record['single_change']}")
     lines.append(f"detected: {'yes' if record['detected'] else 'no'}")
     return lines
 
