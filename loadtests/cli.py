@@ -146,7 +146,10 @@ def cli(verbose: bool) -> None:
           help="with --dsn: the server's jsonlog or csvlog, for exact connection counts (without it, sampled only)")
 @_setting("--results-dir", type=click.Path(path_type=Path, file_okay=False), help="where run folders go")
 @_setting("--allow-overcommit", is_flag=True, help="run even when the budget exceeds the usable connections")
-@_setting("--max-failure-ratio", type=float, help="failed/total requests above which the run fails")
+@_setting("--max-failure-ratio", type=float, help="failed/total requests above which the run fails; same as --threshold failure_ratio<=R")
+@_setting("--threshold", "thresholds", multiple=True, metavar="EXPR",
+          help="fail the run unless this holds, e.g. p95<300ms, failures<0.1%, rps>50, pool_wait_mean<50ms"
+               " (repeatable; README: Thresholds)")
 @_setting("--ready-timeout", type=float, help="seconds the server and workers get to become ready")
 @_setting("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
           help="inject a fault into the load: worker-kill@T, worker-term@T, db-restart@T, db-terminate-idle@T (repeatable)")
@@ -196,9 +199,11 @@ def summarize(run_dir: Path) -> None:
     """Recompute summary.json of a run folder from its data."""
     from loadtests.run_folder import SUMMARY, write_json
     from loadtests.analysis.summary import summarize as compute
+    from loadtests.present.junit import write_junit
 
     summary = compute(run_dir)
     write_json(run_dir / SUMMARY, summary)
+    write_junit(run_dir, summary)
     click.echo(f"{summary['verdict']}: " + "; ".join(summary["reasons"]))
 
 

@@ -12,6 +12,7 @@ from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.advice import advise
 from loadtests.analysis.headroom import headroom_of, headroom_warning
 from loadtests.analysis.sections import accounting_sections
+from loadtests.analysis.threshold_checks import check_thresholds, threshold_reason
 from loadtests.budget import ServerLimits
 from loadtests.failure_classes import error_class
 from loadtests.run_folder import SCHEMA_VERSION
@@ -205,6 +206,11 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
     }
+    summary["thresholds"] = check_thresholds(summary, config.get("thresholds", []), other_clients=config["other_clients"])
+    missed = [threshold_reason(result) for result in summary["thresholds"] if not result["passed"]]
+    if missed:
+        summary["verdict"] = FAIL if summary["verdict"] == PASS else summary["verdict"]
+        summary["reasons"] = [*missed, *reasons] if verdict == PASS else [*reasons, *missed]
     # Below the headroom target is a warning: it does not change the verdict.
     warning = headroom_warning(headroom_of(summary, other_clients=config["other_clients"]))
     summary["warnings"] = [warning] if warning else []

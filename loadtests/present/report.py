@@ -29,6 +29,7 @@ logger = logging.getLogger("poolcheck.report")
 _SHOWN_KEYS = {
     "run_id", "verdict", "reasons", "complete", "budget", "server", "peak_connections", "peak_connections_at_s",
     "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at", "advice", "warnings",
+    "thresholds",
 }
 _SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
                    "lifecycle": "Connection lifecycle", "faults": "Faults"}
@@ -144,6 +145,7 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "reasons": summary["reasons"],
         "findings": accounting_lines(summary),
         "warnings": summary.get("warnings", []),
+        "thresholds": summary.get("thresholds", []),
         "advice": summary.get("advice", []),
         "status": manifest.get("status", "unknown"),
         "started_at": manifest.get("started_at"),

@@ -15,9 +15,11 @@ from loadtests.analysis.advice import advice_lines
 from loadtests.analysis.exact_counts import record_exact
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.sections import accounting_lines
+from loadtests.analysis.threshold_checks import threshold_lines
 from loadtests.analysis.summary import INTERRUPTED, PASS, summarize
 from loadtests.config import RunConfig
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS
+from loadtests.present.junit import write_junit
 from loadtests.present.report import write_run_report
 from loadtests.redact import Redactor
 from loadtests.run.manifest import Manifest
@@ -72,6 +74,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(f"verdict: {summary['verdict'].upper()}")
     lines += [f"  - {reason}" for reason in summary["reasons"]]
     lines += [f"  warning: {warning}" for warning in summary.get("warnings", [])]
+    lines += threshold_lines(summary.get("thresholds", []))
     lines += accounting_lines(summary)
     return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(summary.get("advice", [])))]
 
@@ -85,6 +88,7 @@ def _write_results(
     folder.forget_records()
     summary = summarize(folder)
     write_json(folder.file(SUMMARY), summary)
+    write_junit(folder.path, summary)
     redact.scrub_folder(folder.path)
     try:
         echo(f"report: {write_run_report(folder)}")
