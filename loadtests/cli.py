@@ -150,6 +150,8 @@ def cli(verbose: bool) -> None:
 @_setting("--threshold", "thresholds", multiple=True, metavar="EXPR",
           help="fail the run unless this holds, e.g. p95<300ms, failures<0.1%, rps>50, pool_wait_mean<50ms"
                " (repeatable; README: Thresholds)")
+@_setting("--plotlyjs", type=click.Choice(["inline", "directory"]),
+          help="report.html inlines plotly.js (4.6 MB), or loads one plotly.min.js shared beside the run folders; a sweep: directory")
 @_setting("--ready-timeout", type=float, help="seconds the server and workers get to become ready")
 @_setting("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
           help="inject a fault into the load: worker-kill@T, worker-term@T, db-restart@T, db-terminate-idle@T (repeatable)")
@@ -320,7 +322,7 @@ def sweep(
             "workers": parse_list(worker_counts, option="--workers"),
             "max_sizes": parse_list(max_sizes, option="--max-size"),
         }
-        base = _config(**options)
+        base = _config(**{**options, "plotlyjs": options.get("plotlyjs") or "directory"})  # one plotly.js per sweep
         criteria = Criteria(headroom_ratio=headroom / 100, slo_p95_ms=slo_p95_ms, max_failure_ratio=base.max_failure_ratio)
         job = Sweep(plan_cells(base, **axes), repeat=repeat, criteria=criteria, echo=click.echo)
     except Refused as exc:
@@ -355,13 +357,15 @@ def report(run_dir: Path) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="where the HTML page goes [compare-<runs>.html beside the first run]")
-def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+@click.option("--plotlyjs", type=click.Choice(["inline", "directory"]), default="directory", show_default=True,
+              help="inline plotly.js in the page, or load the plotly.min.js beside it (written if missing)")
+def compare(run_dirs: tuple[Path, ...], out: Path | None, plotlyjs: str) -> None:
     """Compare runs side by side: a terminal table and an HTML page; deltas against the first run."""
     from loadtests.present.compare import compare as compare_runs
 
     if len(run_dirs) < 2:
         raise BadInput("compare: give two run folders or more")
-    click.echo(str(compare_runs(_run_folders(run_dirs), out=out)))
+    click.echo(str(compare_runs(_run_folders(run_dirs), out=out, plotlyjs=plotlyjs)))
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_cla
 from loadtests.budget import Budget, ServerLimits, explain
 from loadtests.present import charts
 from loadtests.present.pages import display, flatten, render
+from loadtests.present.plotly_js import INLINE, script_source
 from loadtests.run_folder import REPORT_HTML, write_atomically
 
 logger = logging.getLogger("poolcheck.report")
@@ -81,7 +82,9 @@ def _charts(run: RunSeries, drains: list[dict[str, Any]]) -> list[Chart]:
         figures.append(("pool", charts.pool(pool, marks=marks)))
     figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=config["max_lifetime"],
                                                   max_idle=config["max_idle"], marks=marks)))
-    return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=n == 0))
+    # --plotlyjs directory: one plotly.min.js beside the run folders (a results folder, a sweep's folder)
+    script = script_source(config.get("plotlyjs", INLINE), page_dir=run.run_dir, shared_dir=run.run_dir.parent)
+    return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=script if n == 0 else False))
             for n, (name, figure) in enumerate(figures)]
 
 
