@@ -111,7 +111,7 @@ def test_every_metric_is_measured_on_a_full_summary() -> None:
 
 def test_lines_and_junit_counts() -> None:
     summary = recorded("overcommit")
-    summary = {**summary, "verdict": "fail", "started_at": "2025-01-01T00:00:00Z"}
+    summary = {**summary, "verdict": "fail", "checks_verdict": "fail", "started_at": "2025-01-01T00:00:00Z"}
     summary["thresholds"] = check_thresholds(summary, ["p95<800ms", "rps>50", "refused==0"], other_clients=0)
     lines = threshold_lines(summary["thresholds"])
     assert lines[0] == "thresholds: 1 of 3 met"
@@ -126,3 +126,10 @@ def test_lines_and_junit_counts() -> None:
     assert failed == ["verdict", "rps>50", "refused==0"]
     assert suite.get("tests") == "4" and suite.get("failures") == "3" and root.get("failures") == "3"
     assert "measured 42.06" in cases[2].find("failure").get("message")
+
+
+def test_junit_verdict_case_passes_when_only_thresholds_failed() -> None:
+    summary = {**recorded("overcommit"), "verdict": "fail", "checks_verdict": "pass"}
+    summary["thresholds"] = check_thresholds(summary, ["rps>50"], other_clients=0)
+    cases = ET.fromstring(junit_xml(summary)).find("testsuite").findall("testcase")
+    assert [(c.get("name"), c.find("failure") is not None) for c in cases] == [("verdict", False), ("rps>50", True)]

@@ -208,6 +208,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
     }
     summary["thresholds"] = check_thresholds(summary, config.get("thresholds", []), other_clients=config["other_clients"])
     missed = [threshold_reason(result) for result in summary["thresholds"] if not result["passed"]]
+    summary["checks_verdict"] = summary["verdict"]  # the harness's own checks, before the thresholds
     if missed:
         summary["verdict"] = FAIL if summary["verdict"] == PASS else summary["verdict"]
         summary["reasons"] = [*missed, *reasons] if verdict == PASS else [*reasons, *missed]

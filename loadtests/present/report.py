@@ -30,7 +30,7 @@ logger = logging.getLogger("poolcheck.report")
 _SHOWN_KEYS = {
     "run_id", "verdict", "reasons", "complete", "budget", "server", "peak_connections", "peak_connections_at_s",
     "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at", "advice", "warnings",
-    "thresholds",
+    "thresholds", "checks_verdict",
 }
 _SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
                    "lifecycle": "Connection lifecycle", "faults": "Faults"}
