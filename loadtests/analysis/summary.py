@@ -10,6 +10,8 @@ from typing import Any
 from loadtests.analysis.fault_figures import fault_figures
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.advice import advise
+from loadtests.analysis.app_errors import app_error_texts
+from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.analysis.headroom import headroom_of, headroom_warning
 from loadtests.analysis.sections import accounting_sections
 from loadtests.analysis.threshold_checks import check_thresholds, threshold_reason
@@ -206,6 +208,10 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
     }
+    if errors:
+        summary["error_texts"] = app_error_texts(folder.path)
+    if folder.proxy_events is not None:
+        summary["proxy"] = proxy_figures(folder.proxy_events)
     summary["thresholds"] = check_thresholds(summary, config.get("thresholds", []), other_clients=config["other_clients"])
     missed = [threshold_reason(result) for result in summary["thresholds"] if not result["passed"]]
     summary["checks_verdict"] = summary["verdict"]  # the harness's own checks, before the thresholds
