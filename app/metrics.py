@@ -1,11 +1,16 @@
-"""Each worker's pool telemetry as Prometheus gauges: psycopg_pool's stats (or their equivalents) and event-loop lag.
+"""Each worker's pool telemetry for Prometheus: psycopg_pool's stats (or their equivalents) and event-loop lag.
+
+The stats' gauges are gauges, its counters `_total` counters, and its
+millisecond counters are exported in seconds (METRIC_NAMES), after
+Prometheus' naming conventions.
 
 gunicorn runs one pool per worker process, so a scrape that reaches one
 worker must still show them all. prometheus_client's multiprocess mode does
 that: every worker writes its values to files in PROMETHEUS_MULTIPROC_DIR and
 `/metrics` merges them, one series per worker `pid` ("liveall": a worker's
-series go away when gunicorn's `child_exit` hook marks it dead). Without that
-variable, `/metrics` shows the answering worker only.
+gauges go away when gunicorn's `child_exit` hook marks it dead, its counters
+stay, as Prometheus expects of a counter). Without that variable, `/metrics`
+shows the answering worker only.
 
 The values are refreshed by a small periodic task in each worker, which also
 measures how late its own timer fires: the event loop's lag.
@@ -20,12 +25,12 @@ import time
 from collections import deque
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
 logger = logging.getLogger("poolcheck.app.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-POOL_PREFIX = "psycopg_pool_"
+POOL_PREFIX = "poolcheck_pool_"
 LOOP_LAG = "poolcheck_event_loop_lag_seconds"
 
 # psycopg_pool's get_stats() keys, which every pool kind answers (app/asyncpg_pool.py, app/sqlalchemy_pool.py);
@@ -45,6 +50,28 @@ POOL_COUNTERS = (
     "usage_ms",
 )
 POOL_STATS = POOL_GAUGES + POOL_COUNTERS
+
+# Each stat's name on /metrics, after Prometheus' conventions: counters end in `_total`, durations are in
+# seconds (psycopg_pool counts milliseconds). A counter's name is given here with its `_total`.
+METRIC_NAMES = {
+    "pool_min": POOL_PREFIX + "min_size",
+    "pool_max": POOL_PREFIX + "max_size",
+    "pool_size": POOL_PREFIX + "connections",
+    "pool_available": POOL_PREFIX + "connections_available",
+    "requests_waiting": POOL_PREFIX + "requests_waiting",
+    "overflow": POOL_PREFIX + "overflow_connections",
+    "requests_num": POOL_PREFIX + "requests_total",
+    "requests_queued": POOL_PREFIX + "requests_queued_total",
+    "requests_wait_ms": POOL_PREFIX + "requests_wait_seconds_total",
+    "requests_errors": POOL_PREFIX + "requests_errors_total",
+    "returns_bad": POOL_PREFIX + "returns_bad_total",
+    "connections_num": POOL_PREFIX + "connections_opened_total",
+    "connections_ms": POOL_PREFIX + "connect_seconds_total",
+    "connections_errors": POOL_PREFIX + "connections_errors_total",
+    "connections_lost": POOL_PREFIX + "connections_lost_total",
+    "usage_ms": POOL_PREFIX + "usage_seconds_total",
+}
+MS_STATS = {"requests_wait_ms", "connections_ms", "usage_ms"}  # exported in seconds
 
 
 def multiprocess_enabled() -> bool:
@@ -66,7 +93,15 @@ class PoolTelemetry:
         self.registry = CollectorRegistry()
         self._lags: deque[float] = deque(maxlen=max(1, round(lag_window / interval)))
         self._task: asyncio.Task[None] | None = None
-        self._gauges = {name: self._gauge(POOL_PREFIX + name, _help(name)) for name in POOL_STATS}
+        self._gauges = {name: self._gauge(METRIC_NAMES[name], _help(name)) for name in POOL_GAUGES}
+        # Counters are summed over the workers in multiprocess mode unless a label tells them apart: `pid` does,
+        # as the gauges' own pid label does. A dead worker's counters stay (a counter never goes back).
+        pid = str(os.getpid())
+        self._counters = {
+            name: Counter(METRIC_NAMES[name], _help(name), ["pid"], registry=self.registry).labels(pid=pid)
+            for name in POOL_COUNTERS
+        }
+        self._counted: dict[str, float] = {}  # get_stats() counter values already added to the Counters
         self._lag = self._gauge(LOOP_LAG, f"largest event-loop lag of the last {lag_window:g} s of {interval:g} s timer ticks")
 
     def _gauge(self, name: str, documentation: str) -> Gauge:
@@ -76,6 +111,14 @@ class PoolTelemetry:
         stats = self.pool.get_stats()
         for name, gauge in self._gauges.items():
             gauge.set(stats.get(name, 0))
+        for name, counter in self._counters.items():
+            value = stats.get(name, 0)
+            added = value - self._counted.get(name, 0)
+            if added < 0:  # the pool's counters were reset (a pool reopened): count anew
+                added = value
+            if added:
+                counter.inc(added / 1000 if name in MS_STATS else added)
+            self._counted[name] = value
         self._lags.append(max(lag_s, 0.0))
         self._lag.set(max(self._lags))
 
@@ -115,7 +158,8 @@ class PoolTelemetry:
 
 
 def _help(name: str) -> str:
-    kind = "gauge" if name in POOL_GAUGES else "counter since the pool opened"
     if name == "overflow":
-        return f"connections open beyond SQLAlchemy QueuePool's pool_size; 0 for other pools ({kind})"
-    return f"psycopg_pool get_stats() {name} ({kind})"
+        return "connections open beyond SQLAlchemy QueuePool's pool_size; 0 for other pools"
+    if name in MS_STATS:
+        return f"psycopg_pool get_stats() {name}, in seconds, since the pool opened"
+    return f"psycopg_pool get_stats() {name}" + ("" if name in POOL_GAUGES else ", since the pool opened")

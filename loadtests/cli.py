@@ -165,7 +165,12 @@ def cli() -> None:
           help="with --dsn: the server's jsonlog or csvlog, for exact connection counts (without it, sampled only)")
 @_setting("--results-dir", type=click.Path(path_type=Path, file_okay=False), help="where run folders go")
 @_setting("--allow-overcommit", is_flag=True, help="run even when the budget exceeds the usable connections")
-@_setting("--max-failure-ratio", type=float, help="failed/total requests above which the run fails")
+@_setting("--max-failure-ratio", type=float, help="failed/total requests above which the run fails; same as --threshold failure_ratio<=R")
+@_setting("--threshold", "thresholds", multiple=True, metavar="EXPR",
+          help="fail the run unless this holds, e.g. p95<300ms, failures<0.1%, rps>50, pool_wait_mean<50ms"
+               " (repeatable; README: Thresholds)")
+@_setting("--plotlyjs", type=click.Choice(["inline", "directory"]),
+          help="report.html inlines plotly.js (4.6 MB), or loads one plotly.min.js shared beside the run folders; a sweep: directory")
 @_setting("--ready-timeout", type=SECONDS, help="seconds the server and workers get to become ready")
 @_setting("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
           help="inject a fault into the load: worker-kill@T, worker-term@T, db-restart@T, db-terminate-idle@T (repeatable)")
@@ -234,9 +239,11 @@ def summarize(run_dir: Path) -> None:
     """Recompute summary.json of a run folder from its data."""
     from loadtests.run_folder import SUMMARY, write_json
     from loadtests.analysis.summary import summarize as compute
+    from loadtests.present.junit import write_junit
 
     summary = compute(run_dir)
     write_json(run_dir / SUMMARY, summary)
+    write_junit(run_dir, summary)
     click.echo(f"{summary['verdict']}: " + "; ".join(summary["reasons"]))
 
 
@@ -368,7 +375,7 @@ def sweep(
             "workers": parse_list(workers, option="--workers"),
             "max_sizes": parse_list(max_size, option="--max-size"),
         }
-        base = _config(**options)
+        base = _config(**{**options, "plotlyjs": options.get("plotlyjs") or "directory"})  # one plotly.js per sweep
         criteria = Criteria(headroom_ratio=headroom / 100, slo_p95_ms=slo_p95_ms, max_failure_ratio=base.max_failure_ratio)
         job = Sweep(plan_cells(base, **axes), repeat=repeat, criteria=criteria, echo=click.echo)
     except Refused as exc:
@@ -410,8 +417,10 @@ def report(run_dir: Path) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="where the HTML page goes [compare-<runs>.html beside the first run]")
+@click.option("--plotlyjs", type=click.Choice(["inline", "directory"]), default="directory", show_default=True,
+              help="inline plotly.js in the page, or load the plotly.min.js beside it (written if missing)")
 @_common(json="print the comparison as JSON on stdout (results/schema/compare.schema.json); the table goes to stderr")
-def compare(run_dirs: tuple[Path, ...], out: Path | None, json: bool) -> None:
+def compare(run_dirs: tuple[Path, ...], out: Path | None, plotlyjs: str, json: bool) -> None:
     """Compare runs side by side: a terminal table and an HTML page; deltas against the first run."""
     from loadtests.present.compare import compare as compare_runs, comparison
 
@@ -419,7 +428,7 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None, json: bool) -> None:
         raise BadInput("compare: give two run folders or more")
     folders = _run_folders(run_dirs)
     with human_lines_to_stderr(json) as stdout:
-        page = compare_runs(folders, out=out)
+        page = compare_runs(folders, out=out, plotlyjs=plotlyjs)
         click.echo(str(page))
     if json:
         emit(comparison(folders, page=page), stdout)

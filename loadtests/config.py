@@ -17,6 +17,7 @@ from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, 
 from loadtests.redact import redact_dsn
 from loadtests.shapes import DEFAULT_LOAD, Stage, burst_stages
 from loadtests.sources.attribution import WatchFilter, parse_watch_filter
+from loadtests.thresholds import parse_threshold
 
 COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
 LOOPBACK = "127.0.0.1"
@@ -121,6 +122,8 @@ class RunConfig(BaseModel):
     results_dir: Path = Path("results")
     allow_overcommit: bool = False
     max_failure_ratio: float = Field(0.0, ge=0, le=1)
+    thresholds: tuple[str, ...] = Field((), description="limits on the run's figures, e.g. p95<300ms (loadtests/thresholds.py)")
+    plotlyjs: Literal["inline", "directory"] = Field("inline", description="report.html inlines plotly.js, or shares one plotly.min.js beside the run folders")
     ready_timeout: float = Field(60.0, gt=0)
     app_port: int = Field(0, ge=0, le=65535, description="port of the first app instance; 0 picks a free one")
     web_ui: bool = False
@@ -261,6 +264,11 @@ class RunConfig(BaseModel):
             raise ValueError("--locust-master-bind: needs --locust-workers or --locust-remote-workers to join it")
         return self
 
+    @field_validator("thresholds")
+    @classmethod
+    def _valid_thresholds(cls, texts: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(parse_threshold(text).expression for text in texts)
+
     @field_validator("faults")
     @classmethod
     def _valid_faults(cls, specs: tuple[str, ...]) -> tuple[str, ...]:
@@ -376,7 +384,7 @@ class RunConfig(BaseModel):
         return data
 
 
-_OPTION_NAMES = {"faults": "--fault", "server_settings": "--server-setting"}
+_OPTION_NAMES = {"faults": "--fault", "server_settings": "--server-setting", "thresholds": "--threshold"}
 
 
 def _option(loc: tuple[Any, ...]) -> str:
@@ -391,6 +399,8 @@ def describe_error(error: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown setting {first['loc'][0]!r}"
     message = first["msg"].removeprefix("Value error, ")
+    if first["loc"] and first["loc"][0] == "thresholds":  # the message quotes the threshold already
+        return f"--threshold: {message}"
     if first["loc"]:
         given = first.get("input")
         return redact_dsn(f"{_option(first['loc'])}: {message} (got {given!r})")

@@ -22,6 +22,7 @@ import psutil
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 REPORT_HTML = "report.html"
+JUNIT_XML = "junit.xml"
 RUNNER_ERROR_LOG = "runner-error.log"
 LATEST = "latest"  # beside the run folders: the newest one
 # -- the samplers (loadtests/sources/) --------------------------------------------

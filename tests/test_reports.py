@@ -205,6 +205,9 @@ def test_compare_two_runs_of_different_max_size(short_run: RunResult, compared):
     assert re.search(rf"│\s*{peaks[0]}\s*\*?\s*│\s*{peaks[1]}\b", peak_row), peak_row
     html = page.read_text()
     assert "<td>max_size</td>" in html and all(f">{p}" in html for p in peaks)
+    # compare's default --plotlyjs directory: one plotly.min.js beside the page
+    assert '<script charset="utf-8" src="plotly.min.js"></script>' in html and len(html) < 1_000_000
+    assert (page.parent / "plotly.min.js").stat().st_size > 3_000_000
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.metrics import METRIC_NAMES
 from conftest import leftover_processes, poolcheck
 from loadtests.run.embedded_server import embedded_server, free_port
 from loadtests.run.processes import ManagedProcess
@@ -62,7 +63,7 @@ def _backends(dsn: str, application_name: str) -> set[int]:
 
 def _exported_overflow(url: str) -> float:
     text = _get(f"{url}/metrics")["text"]
-    samples = [s for f in text_string_to_metric_families(text) for s in f.samples if s.name == "psycopg_pool_overflow"]
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples if s.name == METRIC_NAMES["overflow"]]
     return samples[0].value
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import RunResult, leftover_processes, poolcheck
 from loadtests.budget import ServerLimits, allowed
+from test_reports import browser, open_page  # noqa: F401 - the fixture, shared
 
 # Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
 pytestmark = pytest.mark.xdist_group("test_sweep")
@@ -61,8 +62,15 @@ def test_sweep_writes_the_table_and_an_offline_page(small_sweep):
     assert sum(row["recommended"] == "yes" for row in table.values()) == 1
     assert "RECOMMENDED" in small_sweep.stdout and "refused: over budget" in small_sweep.stdout
     page = (small_sweep.run_dir / "sweep.html").read_text()
-    assert "sweep-heatmaps" in page and "Plotly.newPlot" in page and "plotly.js v" in page
-    assert re.findall(r"<script[^>]*\bsrc=", page) == []  # plotly.js inlined: works offline
+    assert "sweep-heatmaps" in page and "Plotly.newPlot" in page
+    assert "plotly.js v" in (small_sweep.run_dir / "plotly.min.js").read_text()[:200]
+    # One plotly.min.js beside the sweep's pages, counted once: sweep.html and every run's report load it.
+    assert re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", page) == ["plotly.min.js"]
+    assert (small_sweep.run_dir / "plotly.min.js").stat().st_size > 3_000_000
+    assert list(small_sweep.run_dir.rglob("plotly*.js")) == [small_sweep.run_dir / "plotly.min.js"]
+    reports = [p for p in small_sweep.run_dir.glob("*/report.html") if not p.parent.is_symlink()]  # not `latest`
+    assert len(reports) == 3 and all('src="../plotly.min.js"' in r.read_text() for r in reports)
+    assert sum(p.stat().st_size for p in [small_sweep.run_dir / "sweep.html", *reports]) < 3_000_000
     plan = json.loads((small_sweep.run_dir / "sweep.json").read_text())
     assert plan["status"] == "finished"
     assert plan["axes"] == {"pool_kind": ["async"], "workers": [1, 2], "max_size": [2, 8]}
@@ -100,3 +108,17 @@ def test_sweep_summary_validates_against_its_schema(small_sweep):
     summary = small_sweep.json("sweep_summary.json")
     jsonschema.validate(summary, schema, cls=jsonschema.Draft202012Validator)
     assert summary["schema_version"] == 1 and summary["repeat"] == 1
+
+
+def test_sweep_pages_draw_from_the_shared_plotly_in_a_browser(small_sweep, browser):  # noqa: F811
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto((small_sweep.run_dir / "sweep.html").resolve().as_uri())
+    page.wait_for_function("document.querySelector('#sweep-heatmaps .main-svg') !== null", timeout=30_000)
+    cells = page.evaluate("document.getElementById('sweep-heatmaps').data.length")
+    page.close()
+    assert errors == [] and cells >= 3
+    report = next(small_sweep.run_dir.glob("*/report.html"))
+    drawn = open_page(browser, report, report.with_suffix(".png"))
+    assert drawn and all(figures["points"] > 0 for figures in drawn.values())

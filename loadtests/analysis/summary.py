@@ -14,6 +14,7 @@ from loadtests.analysis.app_errors import app_error_texts
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.analysis.headroom import headroom_of, headroom_warning
 from loadtests.analysis.sections import accounting_sections
+from loadtests.analysis.threshold_checks import check_thresholds, threshold_reason
 from loadtests.budget import ServerLimits
 from loadtests.failure_classes import error_class
 from loadtests.run_folder import SCHEMA_VERSION
@@ -211,6 +212,12 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         summary["error_texts"] = app_error_texts(folder.path)
     if folder.proxy_events is not None:
         summary["proxy"] = proxy_figures(folder.proxy_events)
+    summary["thresholds"] = check_thresholds(summary, config.get("thresholds", []), other_clients=config["other_clients"])
+    missed = [threshold_reason(result) for result in summary["thresholds"] if not result["passed"]]
+    summary["checks_verdict"] = summary["verdict"]  # the harness's own checks, before the thresholds
+    if missed:
+        summary["verdict"] = FAIL if summary["verdict"] == PASS else summary["verdict"]
+        summary["reasons"] = [*missed, *reasons] if verdict == PASS else [*reasons, *missed]
     # Below the headroom target is a warning: it does not change the verdict.
     warning = headroom_warning(headroom_of(summary, other_clients=config["other_clients"]))
     summary["warnings"] = [warning] if warning else []

@@ -47,9 +47,9 @@ PANELS = {
     "app_pattern": SAMPLE_APP, "max_requests": SAMPLE_APP, "preload": SAMPLE_APP, "app_port": SAMPLE_APP,
     "faults": FAULTS, "allow_faults": FAULTS,
     # what fails a run; `--threshold` belongs here too
-    "max_failure_ratio": THRESHOLDS, "slo_p95_ms": THRESHOLDS, "headroom": THRESHOLDS,
+    "max_failure_ratio": THRESHOLDS, "slo_p95_ms": THRESHOLDS, "headroom": THRESHOLDS, "thresholds": THRESHOLDS,
     # what is written and printed; the JUnit file and `--plotlyjs` belong here too
-    "json": REPORTS, "results_dir": REPORTS, "out": REPORTS, "force": REPORTS,
+    "json": REPORTS, "results_dir": REPORTS, "out": REPORTS, "force": REPORTS, "plotlyjs": REPORTS,
     "sample_interval": HARNESS, "scrape_interval": HARNESS, "ready_timeout": HARNESS, "web_ui": HARNESS,
     "web_port": HARNESS,
     "config_file": GENERAL, "verbose": GENERAL,

@@ -1,4 +1,4 @@
-"""Plotly figures of a run's time series; the pages inline plotly.js once, so they work offline."""
+"""Plotly figures of a run's time series; a page inlines plotly.js once or loads a shared copy (present/plotly_js.py)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,11 @@ class Marks:
     faults: tuple[tuple[float, str], ...] = ()
 
 
-def to_html(figure: go.Figure, *, div_id: str, include_plotlyjs: bool) -> str:
-    """A figure as a <div>; a fixed id keeps regenerated pages identical."""
+def to_html(figure: go.Figure, *, div_id: str, include_plotlyjs: bool | str) -> str:
+    """A figure as a <div>; a fixed id keeps regenerated pages identical.
+
+    `include_plotlyjs`: True inlines plotly.js, a path ending in .js loads it from there, False leaves it out.
+    """
     return figure.to_html(
         full_html=False,
         include_plotlyjs=include_plotlyjs,

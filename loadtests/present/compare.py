@@ -21,6 +21,7 @@ from loadtests.analysis.summary import exact_peak, mean_pool_wait_ms, pool_figur
 from loadtests.analysis.timeline import RunSeries, read_series
 from loadtests.present import charts
 from loadtests.present.pages import display, render
+from loadtests.present.plotly_js import DIRECTORY, script_source
 from loadtests.run_folder import SCHEMA_VERSION, write_atomically
 
 logger = logging.getLogger("poolcheck.compare")
@@ -148,7 +149,7 @@ def _cell(row: Row, index: int) -> str:
     return f"{text} ({delta})" if delta else text
 
 
-def render_compare(runs: list[RunSeries]) -> str:
+def render_compare(runs: list[RunSeries], *, plotlyjs: bool | str = True) -> str:
     rows = differing_settings(runs) + measured_rows(runs)
     overlay = charts.overlay([(run.run_id, run.connections, run.load) for run in runs])
     return render(
@@ -158,7 +159,7 @@ def render_compare(runs: list[RunSeries]) -> str:
         settings_count=len(differing_settings(runs)),
         rows=[{"label": r.label, "best": r.best(), "cells": [("-" if v is None else display(v), r.delta(i))
                                                               for i, v in enumerate(r.values)]} for r in rows],
-        overlay=charts.to_html(overlay, div_id="plot-overlay", include_plotlyjs=True),
+        overlay=charts.to_html(overlay, div_id="plot-overlay", include_plotlyjs=plotlyjs),
     )
 
 
@@ -186,12 +187,19 @@ def default_page(run_dirs: list[Path]) -> Path:
     return run_dirs[0].resolve().parent / f"compare-{names[0]}-vs-{tail}.html"
 
 
-def compare(run_dirs: list[Path], *, out: Path | None = None, console: Console | None = None) -> Path:
-    """Print the table, write the page; return the page's path."""
+def compare(
+    run_dirs: list[Path], *, out: Path | None = None, console: Console | None = None, plotlyjs: str = DIRECTORY
+) -> Path:
+    """Print the table, write the page; return the page's path.
+
+    `plotlyjs` directory: the page loads plotly.min.js beside it, shared with the folder's other pages.
+    """
     runs = [read_series(d) for d in run_dirs]
     # Off a terminal (CI logs, pipes) rich assumes 80 columns: give the run ids room instead.
     console = console or Console(width=None if sys.stdout.isatty() else 240)
     for warning in shape_warnings(runs):
         console.print(f"warning: {warning}", style="yellow", markup=False)
     console.print(terminal_table(runs, differing_settings(runs), measured_rows(runs)))
-    return write_atomically(out or default_page(run_dirs), render_compare(runs))
+    page = out or default_page(run_dirs)
+    script = script_source(plotlyjs, page_dir=page.resolve().parent, shared_dir=page.resolve().parent)
+    return write_atomically(page, render_compare(runs, plotlyjs=script))

@@ -23,6 +23,7 @@ from loadtests.budget import Budget, ServerLimits, explain
 from loadtests.present import charts, workers
 from loadtests.present.configuration import configuration_rows
 from loadtests.present.pages import display, flatten, render
+from loadtests.present.plotly_js import INLINE, script_source
 from loadtests.run_folder import REPORT_HTML, write_atomically
 
 logger = logging.getLogger("poolcheck.report")
@@ -32,6 +33,7 @@ _SHOWN_KEYS = {
     "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at", "advice", "warnings",
     # told near the top ("What the server and the pools saw"), in the charts and the workers' table
     "connections", "pool", "exact", "lifecycle", "schema_version",
+    "thresholds", "checks_verdict",
 }
 _SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
                    "lifecycle": "Connection lifecycle", "faults": "Faults",
@@ -88,7 +90,9 @@ def _charts(run: RunSeries, drains: list[dict[str, Any]], *, colors: dict[str, s
     figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=config["max_lifetime"],
                                                   max_idle=config["max_idle"], marks=marks)))
     drawn = [(name, figure) for name, figure in figures if _has_points(figure)]
-    return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=n == 0))
+    # --plotlyjs directory: one plotly.min.js beside the run folders (a results folder, a sweep's folder)
+    script = script_source(config.get("plotlyjs", INLINE), page_dir=run.run_dir, shared_dir=run.run_dir.parent)
+    return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=script if n == 0 else False))
             for n, (name, figure) in enumerate(drawn)]
 
 
@@ -168,6 +172,7 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "reasons": summary["reasons"],
         "findings": accounting_lines(summary),
         "warnings": summary.get("warnings", []),
+        "thresholds": summary.get("thresholds", []),
         "advice": summary.get("advice", []),
         "status": manifest.get("status", "unknown"),
         "started_at": manifest.get("started_at"),

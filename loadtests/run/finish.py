@@ -16,10 +16,12 @@ from loadtests.analysis.exact_counts import record_exact
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.proxy_cuts import proxy_line
 from loadtests.analysis.sections import accounting_lines
+from loadtests.analysis.threshold_checks import threshold_lines
 from loadtests.analysis.summary import INTERRUPTED, PASS, summarize
 from loadtests.budget import budget_words
 from loadtests.config import COLLECTOR_CLIENTS, RunConfig
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS
+from loadtests.present.junit import write_junit
 from loadtests.present.report import write_run_report
 from loadtests.redact import Redactor
 from loadtests.run.manifest import Manifest
@@ -74,6 +76,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(f"verdict: {summary['verdict'].upper()}")
     lines += [f"  - {reason}" for reason in summary["reasons"]]
     lines += [f"  warning: {warning}" for warning in summary.get("warnings", [])]
+    lines += threshold_lines(summary.get("thresholds", []))
     lines += accounting_lines(summary)
     if summary.get("proxy"):
         lines.append(proxy_line(summary["proxy"], summary["errors_by_class"]))
@@ -95,6 +98,7 @@ def _write_results(
     folder.forget_records()
     summary = summarize(folder)
     write_json(folder.file(SUMMARY), summary)
+    write_junit(folder.path, summary)
     redact.scrub_folder(folder.path)
     try:
         echo(f"report: {write_run_report(folder)}")

@@ -1,8 +1,9 @@
 """pool_stats.csv and workers.csv: what the scraper writes, and how a summary reads it back.
 
 pool_stats.csv has one row per worker per scrape: psycopg_pool's get_stats()
-values as the worker exported them (gauges, and counters since the pool
-opened) and its event-loop lag. workers.csv has one row per worker pid named
+values (gauges, and counters since the pool opened) and its event-loop lag.
+The columns keep get_stats()' own names and units (milliseconds), whatever
+names and base units /metrics gives them (app/metrics.py METRIC_NAMES). workers.csv has one row per worker pid named
 by a connection's application_name per scrape: whether that process was alive.
 """
 
@@ -15,33 +16,39 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import LOOP_LAG, POOL_PREFIX, POOL_STATS
+from app.metrics import LOOP_LAG, METRIC_NAMES, MS_STATS, POOL_GAUGES, POOL_STATS
 from loadtests.run_folder import iso_time
 
 LAG_COLUMN = "event_loop_lag_ms"
 COLUMNS = ("timestamp", "elapsed_s", "host", "pid", *POOL_STATS, LAG_COLUMN)
 WORKER_COLUMNS = ("timestamp", "elapsed_s", "pid", "alive", "connections")
+# A sample's name on /metrics -> (its column, the factor from the exported unit to the column's).
+_SAMPLES = {
+    **{metric: (stat, 1000.0 if stat in MS_STATS else 1.0) for stat, metric in METRIC_NAMES.items()},
+    LOOP_LAG: (LAG_COLUMN, 1000.0),
+}
+_LIVE_ONLY = {LOOP_LAG, *(METRIC_NAMES[name] for name in POOL_GAUGES)}  # gauges: they leave with their worker
 
 
 def parse_metrics(text: str) -> dict[int, dict[str, float]]:
-    """Pool stats and loop lag per worker pid from a `/metrics` page."""
+    """Pool stats and loop lag per live worker pid from a `/metrics` page, in pool_stats.csv's units.
+
+    A dead worker's counters stay on the page (a counter never goes back);
+    its gauges do not, so only pids with gauges are kept.
+    """
     by_pid: dict[int, dict[str, float]] = {}
+    live: set[int] = set()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            column = _column(sample.name)
+            column = _SAMPLES.get(sample.name)
             pid = sample.labels.get("pid", "")
             if column is None or not pid.isdigit():
                 continue
-            value = sample.value * 1000 if column == LAG_COLUMN else sample.value
-            by_pid.setdefault(int(pid), {})[column] = value
-    return by_pid
-
-
-def _column(metric: str) -> str | None:
-    if metric == LOOP_LAG:
-        return LAG_COLUMN
-    name = metric.removeprefix(POOL_PREFIX)
-    return name if metric.startswith(POOL_PREFIX) and name in POOL_STATS else None
+            name, factor = column
+            by_pid.setdefault(int(pid), {})[name] = round(sample.value * factor, 3)
+            if sample.name in _LIVE_ONLY:
+                live.add(int(pid))
+    return {pid: stats for pid, stats in by_pid.items() if pid in live}
 
 
 def stat_rows(by_pid: dict[int, dict[str, float]], *, timestamp: float, elapsed_s: float, host: int) -> list[list[Any]]:

@@ -1,6 +1,7 @@
 """sweep.html: heatmaps of throughput, p95 and peak connections over workers x max_size, with the table.
 
-A pure function of the sweep's summary; plotly.js is inlined so the page works offline.
+A pure function of the sweep's summary; plotly.js is inlined, or loaded from the plotly.min.js the
+sweep's folder shares with its runs' reports (--plotlyjs directory, a sweep's default).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import plotly.graph_objects as go
 from jinja2 import Environment
 from plotly.subplots import make_subplots
 
+from loadtests.present.plotly_js import INLINE, script_source
 from loadtests.run_folder import read_json, write_atomically
 from loadtests.sweep.recommend import cell_name
 from loadtests.sweep.table import SWEEP_SUMMARY, TABLE_HEADERS, table_rows
@@ -41,7 +43,8 @@ th { text-align: left; } tr.recommended { background: #e6f4ea; font-weight: 600;
 (max_connections {{ s.limits.max_connections }} - superuser_reserved {{ s.limits.superuser_reserved_connections }}
 - reserved {{ s.limits.reserved_connections }}); headroom {{ (s.criteria.headroom_ratio * 100) | round(1) }} %;
 SLO p95 {{ s.criteria.slo_p95_ms ~ ' ms' if s.criteria.slo_p95_ms is not none else 'not set' }};
-max failure ratio {{ s.criteria.max_failure_ratio }}.</p>
+max failure ratio {{ s.criteria.max_failure_ratio }}{% if s.thresholds %};
+thresholds every run must meet: {% for t in s.thresholds %}<code>{{ t }}</code> {% endfor %}{% endif %}.</p>
 <div class="verdict"><h2>Recommended: {{ title }}</h2><ul>
 {% for reason in choice.reasons %}<li>{{ reason }}</li>{% endfor %}</ul></div>
 {% if choice.excluded %}<h3>Left out</h3><ul>
@@ -120,10 +123,10 @@ def heatmaps(summary: dict[str, Any]) -> go.Figure:
     return figure
 
 
-def render(summary: dict[str, Any]) -> str:
-    """The whole page as one self-contained HTML string."""
+def render(summary: dict[str, Any], *, plotlyjs: bool | str = True) -> str:
+    """The whole page as one HTML string; `plotlyjs` True inlines plotly.js, a path loads it from there."""
     choice = summary["recommendation"]
-    figure = heatmaps(summary).to_html(full_html=False, include_plotlyjs=True, div_id="sweep-heatmaps",
+    figure = heatmaps(summary).to_html(full_html=False, include_plotlyjs=plotlyjs, div_id="sweep-heatmaps",
                                        config={"displaylogo": False, "responsive": True})
     return _PAGE.render(
         s=summary,
@@ -138,6 +141,8 @@ def render(summary: dict[str, Any]) -> str:
 def write_sweep_page(sweep_dir: Path, summary: dict[str, Any] | None = None) -> Path:
     """Write sweep.html from the summary (read from the folder when not given)."""
     summary = summary if summary is not None else read_json(sweep_dir / SWEEP_SUMMARY)
-    path = write_atomically(sweep_dir / SWEEP_HTML, render(summary))
+    mode = summary.get("plotlyjs", INLINE)
+    path = write_atomically(sweep_dir / SWEEP_HTML,
+                            render(summary, plotlyjs=script_source(mode, page_dir=sweep_dir, shared_dir=sweep_dir)))
     logger.info("wrote %s", path)
     return path

@@ -116,6 +116,9 @@ def summarize_sweep(sweep_dir: Path) -> dict[str, Any]:
         "limits": limits.as_dict(),
         "rows": rows,
         "recommendation": choice,
+        # Every cell's run checked these (its verdict fails on a threshold not met); how its pages load plotly.js.
+        "thresholds": list(plan.get("settings", {}).get("thresholds", [])),
+        "plotlyjs": plan.get("settings", {}).get("plotlyjs", "inline"),
     }
 
 
