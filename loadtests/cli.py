@@ -174,6 +174,11 @@ def cli(verbose: bool) -> None:
 @_setting("--web-ui", is_flag=True,
           help="Locust's web UI instead of headless, with a Database tab; the load starts at once")
 @_setting("--web-port", type=int, help="port of the web UI on 127.0.0.1")
+@_setting("--headroom", type=click.FloatRange(0, 100, max_open=True),
+          help="percent of the usable connections to keep free; below it is a warning")
+@_setting("--fail-on-headroom", is_flag=True, help="headroom below --headroom fails the run instead of warning")
+@_setting("--spread-users", is_flag=True,
+          help="the worst case: a new HTTP connection per request, so every worker gets requests and fills its pool")
 def run(**options: Any) -> None:
     """Run the sample app under Locust bursts and check its connections against the server.
 
@@ -263,27 +268,49 @@ def _budget_plan(*, max_size: int | None, pool_size: int | None, max_overflow: i
 @click.option("--reserved", type=click.IntRange(min=0),
               help=_with_default("the server's reserved_connections", "reserved_connections"))
 @click.option("--dsn", help="read max_connections and the reserved settings from this server (read-only)")
+@click.option("--pool-sizes", callback=_pool_sizes, metavar="N,N,...",
+              help="max_size of each pool in a worker, when they differ, e.g. 4,4,10 (instead of --max-size)")
+@click.option("--headroom", type=click.FloatRange(0, 100, max_open=True), default=20.0, show_default=True,
+              help="percent of the usable connections to keep free; the answer line keeps it")
+@click.option("--surge-hosts", type=click.IntRange(min=0), default=0, show_default=True,
+              help="hosts added during a rolling deploy, each with full pools, before the old ones stop")
+@click.option("--fail-on-headroom", is_flag=True, help="exit 1 when the headroom is not kept, not only when it does not fit")
 def budget_command(
     hosts: int, workers: int, max_size: int | None, pool_size: int | None, max_overflow: int | None,
-    pools_per_worker: int, other_clients: int, dsn: str | None, **limits: int | None
+    pools_per_worker: int, other_clients: int, dsn: str | None, pool_sizes: tuple[int, ...] | None,
+    headroom: float, surge_hosts: int, fail_on_headroom: bool, **limits: int | None
 ) -> None:
     """Check hosts x workers x pools x max_size (or pool_size + max_overflow) against max_connections: instant, no load.
 
-    Exit codes: 0 fits, 1 does not fit, 2 bad input.
+    Ends with one answer line: the largest pool size that keeps --headroom with --surge-hosts more hosts.
+    Exit codes: 0 fits (during the deploy too), 1 does not fit, 2 bad input.
     """
-    from loadtests.budget import describe, fits
+    from loadtests.budget import describe
+    from loadtests.budget_answer import answer, answer_lines, pool_sizes_plan
 
-    plan = _budget_plan(hosts=hosts, workers=workers, max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
-                        pools_per_worker=pools_per_worker, extra_clients=other_clients)
+    if pool_sizes is not None:
+        try:
+            plan = pool_sizes_plan(pool_sizes, hosts=hosts, workers=workers, extra_clients=other_clients,
+                                   max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
+                                   pools_per_worker=pools_per_worker)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+    else:
+        plan = _budget_plan(hosts=hosts, workers=workers, max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
+                            pools_per_worker=pools_per_worker, extra_clients=other_clients)
     server = _budget_limits(dsn, **limits)
     if dsn is not None:
         click.echo(f"limits read from {redact_dsn(dsn)}")
-    for line in describe(plan, server):
+    # With pools of several sizes, "largest max_size per pool" would not say which pool: the answer line does.
+    for line in describe(plan, server)[: 2 if plan.pool_sizes else None]:
         click.echo(line)
-    sys.exit(EXIT_PASS if fits(plan, server) else EXIT_FAIL)
+    for line in answer_lines(plan, server, headroom_ratio=headroom / 100, surge_hosts=surge_hosts):
+        click.echo(line)
+    found = answer(plan, server, headroom_ratio=headroom / 100, surge_hosts=surge_hosts)
+    sys.exit(EXIT_PASS if found.fits_now and (found.keeps_headroom or not fail_on_headroom) else EXIT_FAIL)
 
 
-_SWEPT = ("workers", "max_size", "pool_kind", "duration", "dsn")
+_SWEPT = ("workers", "max_size", "pool_kind", "duration", "dsn", "headroom")
 
 
 @cli.command()
@@ -296,10 +323,11 @@ _SWEPT = ("workers", "max_size", "pool_kind", "duration", "dsn")
               help="percent of the usable connections a recommended cell leaves free")
 @click.option("--slo-p95-ms", type=click.FloatRange(min=0, min_open=True), help="p95 a recommended cell must meet [none]")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
-              help="seconds of load per cell")
+              help="seconds of load per cell; each cell must hold a full burst")
+@click.option("--search", is_flag=True, help="run only the cells that decide the recommendation, not the whole grid")
 def sweep(
     worker_counts: str, max_sizes: str, pool_kinds: str, repeat: int, headroom: float, slo_p95_ms: float | None,
-    **options: Any,
+    search: bool, **options: Any,
 ) -> None:
     """Run every pool kind x workers x max_size cell (a full run each, fresh server) and recommend one.
 
@@ -315,9 +343,9 @@ def sweep(
             "workers": parse_list(worker_counts, option="--workers"),
             "max_sizes": parse_list(max_sizes, option="--max-size"),
         }
-        base = _config(**options)
+        base = _config(**options, headroom=headroom)
         criteria = Criteria(headroom_ratio=headroom / 100, slo_p95_ms=slo_p95_ms, max_failure_ratio=base.max_failure_ratio)
-        job = Sweep(plan_cells(base, **axes), repeat=repeat, criteria=criteria, echo=click.echo)
+        job = Sweep(plan_cells(base, **axes), repeat=repeat, criteria=criteria, echo=click.echo, search=search)
     except Refused as exc:
         raise BadInput(str(exc)) from None
     sys.exit(job.run())
