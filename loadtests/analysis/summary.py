@@ -7,10 +7,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.bursts import run_burst_figures
 from loadtests.analysis.fault_figures import fault_figures
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.advice import advise
-from loadtests.analysis.headroom import headroom_of, headroom_warning
+from loadtests.analysis.headroom import DEFAULT_TARGET, headroom_of, verdict_with_headroom
+from loadtests.analysis.load_spread import load_spread
 from loadtests.analysis.sections import accounting_sections
 from loadtests.budget import ServerLimits
 from loadtests.failure_classes import error_class
@@ -198,6 +200,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "peak_connections_at_s": figures["peak_at_s"],
         "connections": figures,
         "requests": requests,
+        "bursts": run_burst_figures(folder),
         "errors_by_class": errors,
         "faults": fault_figures(folder, pools_total=budget["pools_total"]),
         **accounting,
@@ -205,10 +208,16 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
     }
-    # Below the headroom target is a warning: it does not change the verdict.
-    warning = headroom_warning(headroom_of(summary, other_clients=config["other_clients"]))
-    summary["warnings"] = [warning] if warning else []
-    summary["advice"] = advise(summary, manifest=manifest)
+    # Below the headroom target is a warning; it fails a passing run only with --fail-on-headroom.
+    target = config.get("headroom", DEFAULT_TARGET * 100) / 100
+    room = headroom_of(summary, other_clients=config["other_clients"], target=target)
+    verdict, summary["reasons"], summary["warnings"] = verdict_with_headroom(
+        verdict, reasons, headroom=room, enforce=bool(config.get("fail_on_headroom")) and verdict in (PASS, FAIL)
+    )
+    summary["verdict"] = verdict
+    summary["load_spread"] = load_spread(summary, folder.connections, app_prefix=folder.app_prefix,
+                                         max_size=budget["max_size"])
+    summary["advice"] = advise(summary, manifest=manifest, headroom_target=target)
     return summary
 
 
