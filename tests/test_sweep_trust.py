@@ -166,3 +166,19 @@ def test_a_cells_row_ranks_on_its_bursts_and_shows_the_pool_it_used():
     row = cell_row(cell, [summary])
     assert (row["rps"], row["p95_ms"], row["rps_overall"]) == (120.0, 300.0, 60.0)
     assert row["peak_per_worker"] == 6 and row["advice"] == ["info: nothing to change"]
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "names"),
+    [
+        ("run", ["--duration", "5"], "--duration 5: no burst runs"),
+        ("sweep", ["--duration", "15", "--workers", "1", "--max-size", "2"], "must hold a full burst"),
+    ],
+)
+def test_a_shape_without_a_burst_is_bad_input(command, args, names, results_dir):
+    from conftest import poolcheck
+
+    done = poolcheck(command, *args, results_dir=results_dir)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and names in done.stderr and "Traceback" not in done.stderr
+    assert not results_dir.exists()  # nothing started
