@@ -4,6 +4,8 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,14 +18,36 @@ pytestmark = pytest.mark.slow
 REFUSALS = ("remaining connection slots are reserved", "sorry, too many clients already")
 
 
+TIME_WAIT = "06"  # /proc/net/tcp's state of a closed TCP connection waiting out its 60 s
+
+
+def closed_connections(port: int) -> int:
+    """TCP connections to or from `port` closed in the last minute, as the kernel lists them."""
+    closed = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        ports = {int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)}
+        closed += fields[3] == TIME_WAIT and port in ports
+    return closed
+
+
 @pytest.fixture(scope="module")
 def worst_case(tmp_path_factory):
     """3 workers x max_size 7 = 21 against 17 usable (16 for the app beside the collector), every worker loaded."""
-    return poolcheck(
+    run = poolcheck(
         "run", "--workers", "3", "--max-size", "7", "--max-connections", "20", "--allow-overcommit", "--spread-users",
         "--duration", "15", "--quiet-seconds", "3", "--burst-seconds", "8", "--burst-users", "40", "--hold-ms", "400",
         results_dir=tmp_path_factory.mktemp("worst-case") / "results",
     )
+    # Counted at once, while the app's closed connections still wait out their minute in TIME_WAIT.
+    run.closed = closed_connections(urlsplit(run.json("manifest.json")["app_urls"][0]).port)
+    return run
+
+
+def test_the_worst_case_opens_a_connection_per_request(worst_case):
+    """Keep-alive users would close about 40 connections (one each); --spread-users closes one per request."""
+    requests, _ = locust_totals(worst_case.run_dir)
+    assert worst_case.closed >= 0.8 * requests > 100
 
 
 def test_an_overcommitted_budget_fails_with_refusals_in_the_worst_case(worst_case):
