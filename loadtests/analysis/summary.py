@@ -11,6 +11,8 @@ from loadtests.analysis.bursts import run_burst_figures
 from loadtests.analysis.fault_figures import fault_figures
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.advice import advise
+from loadtests.analysis.app_errors import app_error_texts
+from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.analysis.headroom import DEFAULT_TARGET, headroom_of, verdict_with_headroom
 from loadtests.analysis.load_spread import load_spread
 from loadtests.analysis.sections import accounting_sections
@@ -208,6 +210,10 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
     }
+    if errors:
+        summary["error_texts"] = app_error_texts(folder.path)
+    if folder.proxy_events is not None:
+        summary["proxy"] = proxy_figures(folder.proxy_events)
     # Below the headroom target is a warning; it fails a passing run only with --fail-on-headroom.
     target = config.get("headroom", DEFAULT_TARGET * 100) / 100
     room = headroom_of(summary, other_clients=config["other_clients"], target=target)
