@@ -205,12 +205,12 @@ def table_rows(summary: dict[str, Any]) -> list[list[str]]:
 
 
 TABLE_HEADERS = (
-    "pool", "workers", "max_size", "runs", "req/s in bursts", "p95 in bursts", "p99", "failures", "pool wait (mean)",
-    "peak sampled / exact", "per worker", "conns / budget", "fits", "",
+    "pool", "workers", "max_size", "runs", "burst req/s", "burst p95", "p99", "failures", "pool wait",
+    "peak sampled / exact", "1 pool max", "conns / budget", "fits", "",
 )
 
 
-def table_text(summary: dict[str, Any], *, width: int = 170) -> str:
+def table_text(summary: dict[str, Any], *, width: int = 190) -> str:
     """The table as the terminal shows it, rendered by rich."""
     from rich import box
     from rich.console import Console
