@@ -202,6 +202,11 @@ def cli() -> None:
 @_setting("--web-ui", is_flag=True,
           help="Locust's web UI instead of headless, with a Database tab; the load starts at once")
 @_setting("--web-port", type=int, help="port of the web UI on 127.0.0.1")
+@_setting("--headroom", type=click.FloatRange(0, 100, max_open=True),
+          help="percent of the usable connections to keep free; below it is a warning")
+@_setting("--fail-on-headroom", is_flag=True, help="headroom below --headroom fails the run instead of warning")
+@_setting("--spread-users", is_flag=True,
+          help="the worst case: a new HTTP connection per request, so every worker gets requests and fills its pool")
 @_common(config=True, json="print summary.json on stdout (results/schema/summary.schema.json); every other line goes to stderr")
 def run(json: bool, **options: Any) -> None:
     """Run the sample app under Locust bursts and check its connections against the server.
@@ -315,33 +320,55 @@ def _from_run_config(*decls: str, help: str, **attrs: Any) -> Callable[[Callable
               help=_with_default("the server's reserved_connections", "reserved_connections"))
 @click.option("--dsn", envvar="POOLCHECK_DSN", show_envvar=True,
               help="read max_connections and the reserved settings from this server (read-only)")
+@click.option("--pool-sizes", callback=_pool_sizes, metavar="N,N,...",
+              help="max_size of each pool in a worker, when they differ, e.g. 4,4,10 (instead of --max-size)")
+@click.option("--headroom", type=click.FloatRange(0, 100, max_open=True), default=20.0, show_default=True,
+              help="percent of the usable connections to keep free; the answer line keeps it")
+@click.option("--surge-hosts", type=click.IntRange(min=0), default=0, show_default=True,
+              help="hosts added during a rolling deploy, each with full pools, before the old ones stop")
+@click.option("--fail-on-headroom", is_flag=True, help="exit 1 when the headroom is not kept, not only when it does not fit")
 @_common(config=True, json="print the budget, the limits and the fit as JSON on stdout (results/schema/budget.schema.json)")
 def budget_command(
     hosts: int, workers: int, max_size: int | None, pool_size: int | None, max_overflow: int | None,
-    pools_per_worker: int, other_clients: int, dsn: str | None, json: bool, **limits: int | None
+    pools_per_worker: int, other_clients: int, dsn: str | None, pool_sizes: tuple[int, ...] | None,
+    headroom: float, surge_hosts: int, fail_on_headroom: bool, json: bool, **limits: int | None
 ) -> None:
     """Check hosts x workers x pools x max_size (or pool_size + max_overflow) against max_connections: instant, no load.
 
-    Exit codes: 0 fits, 1 does not fit, 2 bad input.
+    Ends with one answer line: the largest pool size that keeps --headroom with --surge-hosts more hosts.
+    Exit codes: 0 fits (during the deploy too), 1 does not fit, 2 bad input.
     """
-    from loadtests.budget import describe, fits
+    from loadtests.budget import describe
+    from loadtests.budget_answer import answer, answer_lines, pool_sizes_plan
 
-    plan = _budget_plan(hosts=hosts, workers=workers, max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
-                        pools_per_worker=pools_per_worker, extra_clients=other_clients)
+    if pool_sizes is not None:
+        try:
+            plan = pool_sizes_plan(pool_sizes, hosts=hosts, workers=workers, extra_clients=other_clients,
+                                   max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
+                                   pools_per_worker=pools_per_worker)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+    else:
+        plan = _budget_plan(hosts=hosts, workers=workers, max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
+                            pools_per_worker=pools_per_worker, extra_clients=other_clients)
     server = _budget_limits(dsn, **limits)
     with human_lines_to_stderr(json) as stdout:
         if dsn is not None:
             click.echo(f"limits read from {redact_dsn(dsn)}")
-        for line in describe(plan, server):
+        # With pools of several sizes, "largest max_size per pool" would not say which pool: the answer line does.
+        for line in describe(plan, server)[: 2 if plan.pool_sizes else None]:
+            click.echo(line)
+        for line in answer_lines(plan, server, headroom_ratio=headroom / 100, surge_hosts=surge_hosts):
             click.echo(line)
     if json:
         emit(budget_document(plan, server, limits_from="dsn" if dsn is not None else "options"), stdout)
-    sys.exit(EXIT_PASS if fits(plan, server) else EXIT_FAIL)
+    found = answer(plan, server, headroom_ratio=headroom / 100, surge_hosts=surge_hosts)
+    sys.exit(EXIT_PASS if found.fits_now and (found.keeps_headroom or not fail_on_headroom) else EXIT_FAIL)
 
 
 # Run's options a sweep takes for every cell: all but its axes and what it refuses (a sweep
 # starts a fresh embedded server and the sample app for every cell).
-_SWEPT = ("workers", "max_size", "pool_kind", "duration")
+_SWEPT = ("workers", "max_size", "pool_kind", "duration", "headroom")
 _REFUSED_BY_SWEEP = ("dsn", "server_log", "target_url", "pools_per_worker", "pool_sizes", "watch_filter",
                      "allow_faults", "web_ui", "web_port")
 
@@ -355,11 +382,13 @@ _REFUSED_BY_SWEEP = ("dsn", "server_log", "target_url", "pools_per_worker", "poo
 @click.option("--headroom", type=click.FloatRange(0, 100, max_open=True), default=_CRITERIA.headroom_ratio * 100,
               show_default=True, help="percent of the usable connections a recommended cell leaves free")
 @click.option("--slo-p95-ms", type=click.FloatRange(min=0, min_open=True), help="p95 a recommended cell must meet [none]")
-@click.option("--duration", type=SECONDS, default=20.0, show_default=True, help="length of the load per cell")
+@click.option("--duration", type=SECONDS, default=20.0, show_default=True,
+              help="length of the load per cell; each cell must hold a full burst")
+@click.option("--search", is_flag=True, help="run only the cells that decide the recommendation, not the whole grid")
 @_common(config=True, json="print sweep_summary.json on stdout (results/schema/sweep.schema.json); every other line goes to stderr")
 def sweep(
-    workers: str, max_size: str, pool_kind: str, repeat: int, headroom: float, slo_p95_ms: float | None, json: bool,
-    **options: Any,
+    workers: str, max_size: str, pool_kind: str, repeat: int, headroom: float, slo_p95_ms: float | None, search: bool,
+    json: bool, **options: Any,
 ) -> None:
     """Run every pool kind x workers x max_size cell (a full run each, fresh server) and recommend one.
 
@@ -375,9 +404,9 @@ def sweep(
             "workers": parse_list(workers, option="--workers"),
             "max_sizes": parse_list(max_size, option="--max-size"),
         }
-        base = _config(**{**options, "plotlyjs": options.get("plotlyjs") or "directory"})  # one plotly.js per sweep
+        base = _config(**{**options, "plotlyjs": options.get("plotlyjs") or "directory"}, headroom=headroom)  # one plotly.js per sweep
         criteria = Criteria(headroom_ratio=headroom / 100, slo_p95_ms=slo_p95_ms, max_failure_ratio=base.max_failure_ratio)
-        job = Sweep(plan_cells(base, **axes), repeat=repeat, criteria=criteria, echo=click.echo)
+        job = Sweep(plan_cells(base, **axes), repeat=repeat, criteria=criteria, echo=click.echo, search=search)
     except Refused as exc:
         raise BadInput(str(exc)) from None
     with human_lines_to_stderr(json) as stdout:

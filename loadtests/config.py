@@ -15,7 +15,7 @@ from app.settings import APP_PATTERNS, check_pattern_pool_kind
 from loadtests.budget import Budget, ServerLimits
 from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
 from loadtests.redact import redact_dsn
-from loadtests.shapes import DEFAULT_LOAD, Stage, burst_stages
+from loadtests.shapes import BURST, DEFAULT_LOAD, Stage, burst_stages
 from loadtests.sources.attribution import WatchFilter, parse_watch_filter
 from loadtests.thresholds import parse_threshold
 
@@ -116,6 +116,13 @@ class RunConfig(BaseModel):
     quiet_seconds: float = Field(DEFAULT_LOAD.quiet_seconds, gt=0)
     cycles: int = Field(DEFAULT_LOAD.cycles, ge=0, description="bursts to run; 0 runs as many as fit in --duration")
     hold_ms: int = Field(DEFAULT_LOAD.hold_ms, ge=0, le=10_000)
+    # The worst case on demand: a new HTTP connection per request, so gunicorn hands each request to
+    # whichever worker accepts it and every worker's pool fills (keep-alive users stick to one worker).
+    spread_users: bool = False
+
+    # Headroom: the share of usable connections left free with every pool full (loadtests/analysis/headroom.py)
+    headroom: float = Field(20.0, ge=0, lt=100, description="percent of the usable connections to keep free")
+    fail_on_headroom: bool = False
 
     # Harness
     sample_interval: float = Field(0.1, ge=0.01, le=60)
@@ -286,6 +293,11 @@ class RunConfig(BaseModel):
                 f" {reserved} reserved + {COLLECTOR_CLIENTS} collector + 1 app connection = {needed}"
             )
         self._check_faults()
+        if not any(stage.phase == BURST for stage in self.stages()):
+            raise ValueError(
+                f"--duration {self.duration:g}: no burst runs (the first starts after --quiet-seconds"
+                f" {self.quiet_seconds:g}); give a longer --duration or a shorter --quiet-seconds"
+            )
         return self
 
     def _check_faults(self) -> None:

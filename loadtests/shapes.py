@@ -86,3 +86,13 @@ def phases(stages: list[Stage]) -> list[dict[str, float | str | int]]:
         out.append({"start_s": start, "end_s": stage.end_s, "phase": stage.phase, "users": stage.users})
         start = stage.end_s
     return out
+
+
+def full_bursts(stages: list[Stage], *, burst_seconds: float) -> int:
+    """Bursts that run for their whole `burst_seconds`, not cut short by the end of the load."""
+    count, start = 0, 0.0
+    for stage in stages:
+        if stage.phase == BURST and stage.end_s - start >= burst_seconds - 1e-9:
+            count += 1
+        start = stage.end_s
+    return count

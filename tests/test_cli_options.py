@@ -172,8 +172,8 @@ def test_verbose_after_the_subcommand(capsys):
 
 _OWN_OPTIONS = {  # options that are not a RunConfig setting, per command
     "run": {"config_file", "verbose", "json"},
-    "sweep": {"config_file", "verbose", "json", "repeat", "headroom", "slo_p95_ms"},
-    "budget": {"config_file", "verbose", "json"},
+    "sweep": {"config_file", "verbose", "json", "repeat", "headroom", "slo_p95_ms", "search"},
+    "budget": {"config_file", "verbose", "json", "surge_hosts"},
     "compare": {"verbose", "json", "out"},
     "summarize": {"verbose"}, "report": {"verbose"}, "scenario": {"verbose"}, "init": {"verbose", "force"},
 }

@@ -139,7 +139,8 @@ def test_killed_runner_leaves_readable_data_and_the_next_run_cleans_up(results_d
     partial = json.loads((run_dir / "summary.json").read_text())
     assert partial["complete"] is False and partial["verdict"] == "incomplete"
     # The next run finds what is left of the killed one, by its records.
-    nxt = poolcheck("run", "--duration", "4", "--workers", "1", "--max-size", "2", results_dir=results_dir)
+    nxt = poolcheck("run", "--duration", "4", "--quiet-seconds", "1", "--burst-seconds", "2", "--workers", "1", "--max-size", "2",
+                   results_dir=results_dir)
     assert "cleaned up after a killed run" in nxt.stdout
     assert _manifest(run_dir)["status"] == "abandoned"
     assert _processes_of(run_dir) == []

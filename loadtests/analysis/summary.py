@@ -7,12 +7,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.bursts import run_burst_figures
 from loadtests.analysis.fault_figures import fault_figures
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.advice import advise
 from loadtests.analysis.app_errors import app_error_texts
 from loadtests.analysis.proxy_cuts import proxy_figures
-from loadtests.analysis.headroom import headroom_of, headroom_warning
+from loadtests.analysis.headroom import DEFAULT_TARGET, headroom_of, verdict_with_headroom
+from loadtests.analysis.load_spread import load_spread
 from loadtests.analysis.sections import accounting_sections
 from loadtests.analysis.threshold_checks import check_thresholds, threshold_reason
 from loadtests.budget import ServerLimits
@@ -201,6 +203,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "peak_connections_at_s": figures["peak_at_s"],
         "connections": figures,
         "requests": requests,
+        "bursts": run_burst_figures(folder),
         "errors_by_class": errors,
         "faults": fault_figures(folder, pools_total=budget["pools_total"]),
         **accounting,
@@ -212,16 +215,22 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         summary["error_texts"] = app_error_texts(folder.path)
     if folder.proxy_events is not None:
         summary["proxy"] = proxy_figures(folder.proxy_events)
+    # Below the headroom target is a warning; it fails a passing run only with --fail-on-headroom.
+    target = config.get("headroom", DEFAULT_TARGET * 100) / 100
+    room = headroom_of(summary, other_clients=config["other_clients"], target=target)
+    verdict, reasons, summary["warnings"] = verdict_with_headroom(
+        verdict, reasons, headroom=room, enforce=bool(config.get("fail_on_headroom")) and verdict in (PASS, FAIL)
+    )
+    summary["verdict"], summary["reasons"] = verdict, reasons
     summary["thresholds"] = check_thresholds(summary, config.get("thresholds", []), other_clients=config["other_clients"])
     missed = [threshold_reason(result) for result in summary["thresholds"] if not result["passed"]]
-    summary["checks_verdict"] = summary["verdict"]  # the harness's own checks, before the thresholds
+    summary["checks_verdict"] = verdict  # the harness's own checks, before the thresholds
     if missed:
-        summary["verdict"] = FAIL if summary["verdict"] == PASS else summary["verdict"]
+        summary["verdict"] = FAIL if verdict == PASS else verdict
         summary["reasons"] = [*missed, *reasons] if verdict == PASS else [*reasons, *missed]
-    # Below the headroom target is a warning: it does not change the verdict.
-    warning = headroom_warning(headroom_of(summary, other_clients=config["other_clients"]))
-    summary["warnings"] = [warning] if warning else []
-    summary["advice"] = advise(summary, manifest=manifest)
+    summary["load_spread"] = load_spread(summary, folder.connections, app_prefix=folder.app_prefix,
+                                         max_size=budget["max_size"])
+    summary["advice"] = advise(summary, manifest=manifest, headroom_target=target)
     return summary
 
 

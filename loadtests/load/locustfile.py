@@ -36,6 +36,8 @@ def _options(parser) -> None:
     group.add_argument("--burst-seconds", type=float, default=DEFAULT_LOAD.burst_seconds)
     group.add_argument("--quiet-seconds", type=float, default=DEFAULT_LOAD.quiet_seconds)
     group.add_argument("--cycles", type=int, default=DEFAULT_LOAD.cycles)
+    group.add_argument("--spread-users", action="store_true",
+                       help="a new connection per request: gunicorn spreads the requests over every worker")
 
 
 @events.init.add_listener
@@ -61,9 +63,12 @@ class AppUser(FastHttpUser):
             # Spread users over the app instances the way a load balancer would.
             self.client.base_url = next(_host_cycle)
         self.hold_ms = self.environment.parsed_options.hold_ms
+        # Without keep-alive each request is a new connection, which gunicorn gives to whichever
+        # worker accepts first: no user sticks to one worker, so every pool gets its share.
+        self.headers = {"Connection": "close"} if self.environment.parsed_options.spread_users else None
 
     def _call(self, method: str, path: str, name: str) -> None:
-        with self.client.request(method, path, name=name, catch_response=True) as response:
+        with self.client.request(method, path, name=name, headers=self.headers, catch_response=True) as response:
             if 200 <= response.status_code < 300:
                 response.success()
                 return

@@ -30,11 +30,11 @@ ORDER = (CELLS, DEPLOYMENT, POOL, SERVER, LOAD, OWN_APP, SAMPLE_APP, FAULTS, THR
 # option found in several commands sits under the same heading in each.
 PANELS = {
     # poolcheck sweep's axes
-    "repeat": CELLS,
+    "repeat": CELLS, "search": CELLS,
     # the budget's terms
     "hosts": DEPLOYMENT, "workers": DEPLOYMENT, "pool_kind": DEPLOYMENT, "min_size": DEPLOYMENT,
     "max_size": DEPLOYMENT, "pool_size": DEPLOYMENT, "max_overflow": DEPLOYMENT, "pools_per_worker": DEPLOYMENT,
-    "other_clients": DEPLOYMENT,
+    "other_clients": DEPLOYMENT, "surge_hosts": DEPLOYMENT,
     "pool_timeout": POOL, "max_idle": POOL, "max_lifetime": POOL, "max_waiting": POOL, "pool_check": POOL,
     "prod_max_idle": POOL,
     "dsn": SERVER, "max_connections": SERVER, "superuser_reserved_connections": SERVER,
@@ -42,13 +42,14 @@ PANELS = {
     "proxy_idle_cut": SERVER, "proxy_mode": SERVER, "proxy_client_timeout": SERVER,
     "duration": LOAD, "baseline_users": LOAD, "burst_users": LOAD, "burst_seconds": LOAD, "quiet_seconds": LOAD,
     "cycles": LOAD, "hold_ms": LOAD, "locustfile": LOAD, "locust_workers": LOAD, "locust_remote_workers": LOAD,
-    "locust_master_bind": LOAD,
+    "locust_master_bind": LOAD, "spread_users": LOAD,
     "target_url": OWN_APP, "pool_sizes": OWN_APP, "watch_filter": OWN_APP,
     "app_pattern": SAMPLE_APP, "max_requests": SAMPLE_APP, "preload": SAMPLE_APP, "app_port": SAMPLE_APP,
     "faults": FAULTS, "allow_faults": FAULTS,
-    # what fails a run; `--threshold` belongs here too
+    # what fails a run
     "max_failure_ratio": THRESHOLDS, "slo_p95_ms": THRESHOLDS, "headroom": THRESHOLDS, "thresholds": THRESHOLDS,
-    # what is written and printed; the JUnit file and `--plotlyjs` belong here too
+    "fail_on_headroom": THRESHOLDS,
+    # what is written and printed
     "json": REPORTS, "results_dir": REPORTS, "out": REPORTS, "force": REPORTS, "plotlyjs": REPORTS,
     "sample_interval": HARNESS, "scrape_interval": HARNESS, "ready_timeout": HARNESS, "web_ui": HARNESS,
     "web_port": HARNESS,

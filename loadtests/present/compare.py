@@ -20,6 +20,7 @@ from rich.table import Table
 from loadtests.analysis.summary import exact_peak, mean_pool_wait_ms, pool_figure, slowest_drain_s
 from loadtests.analysis.timeline import RunSeries, read_series
 from loadtests.present import charts
+from loadtests.present.compare_verdict import better_lines
 from loadtests.present.pages import display, render
 from loadtests.present.plotly_js import DIRECTORY, script_source
 from loadtests.run_folder import SCHEMA_VERSION, write_atomically
@@ -156,6 +157,7 @@ def render_compare(runs: list[RunSeries], *, plotlyjs: bool | str = True) -> str
         "compare.html.j2",
         runs=[run.run_id for run in runs],
         warnings=shape_warnings(runs),
+        better=better_lines([(run.run_id, run.summary) for run in runs]),
         settings_count=len(differing_settings(runs)),
         rows=[{"label": r.label, "best": r.best(), "cells": [("-" if v is None else display(v), r.delta(i))
                                                               for i, v in enumerate(r.values)]} for r in rows],
@@ -200,6 +202,8 @@ def compare(
     for warning in shape_warnings(runs):
         console.print(f"warning: {warning}", style="yellow", markup=False)
     console.print(terminal_table(runs, differing_settings(runs), measured_rows(runs)))
+    for line in better_lines([(run.run_id, run.summary) for run in runs]):
+        console.print(line, markup=False, highlight=False)
     page = out or default_page(run_dirs)
     script = script_source(plotlyjs, page_dir=page.resolve().parent, shared_dir=page.resolve().parent)
     return write_atomically(page, render_compare(runs, plotlyjs=script))

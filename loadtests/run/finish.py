@@ -14,6 +14,7 @@ from typing import Any
 from loadtests.analysis.advice import advice_lines
 from loadtests.analysis.exact_counts import record_exact
 from loadtests.analysis.folder import RunFolder
+from loadtests.analysis.load_spread import spread_line
 from loadtests.analysis.proxy_cuts import proxy_line
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.threshold_checks import threshold_lines
@@ -78,6 +79,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"  warning: {warning}" for warning in summary.get("warnings", [])]
     lines += threshold_lines(summary.get("thresholds", []))
     lines += accounting_lines(summary)
+    lines += [line for line in [spread_line(summary.get("load_spread"))] if line]
     if summary.get("proxy"):
         lines.append(proxy_line(summary["proxy"], summary["errors_by_class"]))
     return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(summary.get("advice", [])))]

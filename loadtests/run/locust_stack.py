@@ -83,6 +83,7 @@ def _argv(config: RunConfig, *, bind: MasterBind | None, app_urls: list[str], ru
         "--quiet-seconds", str(config.quiet_seconds),
         "--cycles", str(config.cycles),
         "--hold-ms", str(config.hold_ms),
+        *(["--spread-users"] if config.spread_users else []),
         "--stop-timeout", "2",
         *_master_options(config, bind),
     ]

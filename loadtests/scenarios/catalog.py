@@ -407,14 +407,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="overcommit",
         reproduces="hosts x workers x max_size above the server's usable connections",
-        faulty_pattern="2 workers x max_size 8 against max_connections 13 (10 usable), --allow-overcommit",
+        faulty_pattern="2 workers x max_size 8 against max_connections 13 (10 usable), --allow-overcommit --spread-users",
         fix="the largest max_size that fits, computed by the harness (loadtests/budget.py)",
         expected_faulty="the peak at the server's limit; connections refused by the server when both workers"
         " want more (db_too_many_connections once requests wait past pool_timeout)",
         expected_fixed="the run passes within the budget",
         rule=server_refused_connections,
+        # Both halves in the worst case: a new connection per request gives every worker its requests.
         shared={"max_connections": 13, "pool_timeout": 5.0, "hold_ms": 400, "duration": 10.0,
-                "quiet_seconds": 1.0, "burst_seconds": 8.0, "burst_users": 16},
+                "quiet_seconds": 1.0, "burst_seconds": 8.0, "burst_users": 16, "spread_users": True},
         faulty={"max_size": 8, "allow_overcommit": True},
         fixed={},
         faulty_code="the settings: 2 workers x max_size 8 against 10 usable connections",

@@ -46,16 +46,17 @@ SLO p95 {{ s.criteria.slo_p95_ms ~ ' ms' if s.criteria.slo_p95_ms is not none el
 max failure ratio {{ s.criteria.max_failure_ratio }}{% if s.thresholds %};
 thresholds every run must meet: {% for t in s.thresholds %}<code>{{ t }}</code> {% endfor %}{% endif %}.</p>
 <div class="verdict"><h2>Recommended: {{ title }}</h2><ul>
-{% for reason in choice.reasons %}<li>{{ reason }}</li>{% endfor %}</ul></div>
+{% for reason in choice.reasons %}<li>{{ reason }}</li>{% endfor %}</ul>
+{% if choice.advice %}<h3>Advice from its run</h3><ul>{% for line in choice.advice %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</div>
 {% if choice.excluded %}<h3>Left out</h3><ul>
 {% for key, why in choice.excluded.items() %}<li><b>{{ key }}</b>: {{ why | join('; ') }}</li>{% endfor %}</ul>{% endif %}
 {{ figure | safe }}
 <h2>Table</h2>
-<table><tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr>
+<table><tr><th>cell</th>{% for h in headers[1:] %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row, cells in rows %}<tr class="{{ 'recommended' if row.recommended else row.status }}">
-{% for c in cells %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% for c in cells %}<td>{% if loop.first and row.run_dirs %}<a href="{{ row.run_dirs[-1] }}/report.html" title="{{ row.key }}: its run's report">{{ row.key }}</a>{% elif loop.first %}{{ row.key }}{% else %}{{ c }}{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>
 <p>Each cell is a full run with a fresh server; its run folder holds the details:
-{% for row, _ in rows %}{% for d in row.run_dirs %}<code>{{ d }}</code> {% endfor %}{% endfor %}</p>
+{% for row, _ in rows %}{% for d in row.run_dirs %}<a href="{{ d }}/report.html"><code>{{ d }}</code></a> {% endfor %}{% endfor %}</p>
 </body></html>
 """
 )

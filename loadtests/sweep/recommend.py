@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from loadtests.budget import Budget, ServerLimits, allowed, largest_hosts
+from loadtests.sweep.caveats import caveats
 
 
 @dataclass(frozen=True)
@@ -66,17 +67,23 @@ def exclusions(row: dict[str, Any], *, criteria: Criteria, limits: ServerLimits,
     return out
 
 
-def _pick(qualified: list[dict[str, Any]], *, margin: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The best-throughput cell, and the smallest cell within `margin` of it."""
+def _pick(qualified: list[dict[str, Any]], *, margin: float) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The best-throughput cell, the smallest cell within `margin` of it, and how many cells are within it."""
     best = max(qualified, key=lambda r: r["rps"])
     floor = best["rps"] * (1.0 - margin)
     near = [r for r in qualified if r["rps"] >= floor]
     chosen = min(near, key=lambda r: (r["connections"], -r["rps"], r["workers"]))
-    return best, chosen
+    return best, chosen, len(near)
 
 
 def recommend(
-    rows: list[dict[str, Any]], *, criteria: Criteria, limits: ServerLimits, other_clients: int = 0
+    rows: list[dict[str, Any]],
+    *,
+    criteria: Criteria,
+    limits: ServerLimits,
+    other_clients: int = 0,
+    axes: dict[str, list[Any]] | None = None,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """The recommended cell (or none) with every reason, and why each other cell was left out."""
     excluded = {
@@ -88,7 +95,7 @@ def recommend(
     if not qualified:
         reasons = ["no cell qualifies: each one is left out for the reasons listed"]
         return {"cell": None, "reasons": reasons, "excluded": excluded}
-    best, chosen = _pick(qualified, margin=criteria.throughput_margin)
+    best, chosen, near = _pick(qualified, margin=criteria.throughput_margin)
     one_host = production_budget({**chosen, "hosts": 1}, other_clients=other_clients)
     choice = {
         "cell": chosen["key"],
@@ -101,8 +108,10 @@ def recommend(
         "hosts_within_headroom": largest_hosts(one_host, limits, headroom_ratio=criteria.headroom_ratio),
         "hosts_at_most": largest_hosts(one_host, limits),
     }
-    reasons = _reasons(choice, chosen, best, criteria=criteria, limits=limits, other_clients=other_clients)
-    return {**choice, "reasons": reasons, "excluded": excluded}
+    reasons = _reasons(choice, chosen, best, criteria=criteria, limits=limits, other_clients=other_clients, near=near)
+    reasons += caveats(chosen, axes=axes, repeat=repeat, criteria=criteria, limits=limits, other_clients=other_clients)
+    return {**choice, "peak_per_worker": chosen.get("peak_per_worker"), "reasons": reasons,
+            "advice": list(chosen.get("advice", [])), "excluded": excluded}
 
 
 def _reasons(
@@ -113,19 +122,24 @@ def _reasons(
     criteria: Criteria,
     limits: ServerLimits,
     other_clients: int,
+    near: int,
 ) -> list[str]:
     margin = criteria.throughput_margin * 100
     deployed = production_budget(chosen, other_clients=other_clients)
     slo = "(no --slo-p95-ms given)" if criteria.slo_p95_ms is None else f"within --slo-p95-ms {criteria.slo_p95_ms:g}"
     throughput = (
-        f"{chosen['rps']:g} req/s, the best throughput among the qualifying cells"
+        f"{chosen['rps']:g} req/s in the bursts, the best throughput among the qualifying cells"
         if chosen["key"] == best["key"]
-        else f"{chosen['rps']:g} req/s is within {margin:g} % of the best qualifying cell,"
+        else f"{chosen['rps']:g} req/s in the bursts is within {margin:g} % of the best qualifying cell,"
         f" {cell_name(best)} at {best['rps']:g} req/s with {best['connections']} connections"
+    )
+    fewest = (
+        [f"{chosen['connections']} connections, the fewest among the {near} cells within {margin:g} % of the best throughput"]
+        if near > 1 else []
     )
     reasons = [
         throughput,
-        f"{chosen['connections']} connections, the fewest among cells within {margin:g} % of the best throughput",
+        *fewest,
         f"p95 {chosen['p95_ms']:g} ms {slo}; failure ratio {chosen['failure_ratio']:.4f}"
         f" within {criteria.max_failure_ratio:g}",
         f"fits with {criteria.headroom_ratio * 100:g} % headroom: {deployed.total} connections"

@@ -26,9 +26,20 @@ from loadtests.redact import Redactor
 from loadtests.run.preflight import preflight
 from loadtests.run.runner import Runner
 from loadtests.run_folder import host_info, now_iso, unique_dir, utc_stamp, versions, write_json
+from loadtests.shapes import full_bursts
 from loadtests.sweep.page import SWEEP_HTML, write_sweep_page
 from loadtests.sweep.recommend import Criteria, cell_name
-from loadtests.sweep.table import SWEEP_CSV, SWEEP_JSON, SWEEP_SUMMARY, cell_key, summarize_sweep, table_text, write_csv
+from loadtests.sweep.search import search
+from loadtests.sweep.table import (
+    SWEEP_CSV,
+    SWEEP_JSON,
+    SWEEP_SUMMARY,
+    cell_figures,
+    cell_key,
+    summarize_sweep,
+    table_text,
+    write_csv,
+)
 
 logger = logging.getLogger("poolcheck.sweep")
 
@@ -92,6 +103,11 @@ def plan_cells(base: RunConfig, *, pool_kinds: list[str], workers: list[int], ma
     """Every cell, validated before anything starts; cells over budget are marked refused."""
     if base.dsn is not None:
         raise Refused("--dsn: a sweep needs a fresh embedded server per cell")
+    if not full_bursts(base.stages(), burst_seconds=base.burst_seconds):
+        raise Refused(
+            f"--duration {base.duration:g}: a cell must hold a full burst (--quiet-seconds {base.quiet_seconds:g}"
+            f" + --burst-seconds {base.burst_seconds:g}), or its ranking measures a cut burst"
+        )
     return [
         _cell(base, pool_kind=kind, workers=w, max_size=m)
         for kind in pool_kinds
@@ -110,6 +126,7 @@ class Sweep:
         repeat: int = 1,
         criteria: Criteria,
         echo: Callable[[str], None] = print,
+        search: bool = False,
     ) -> None:
         if repeat < 1:
             raise ValueError(f"--repeat must be at least 1, got {repeat}")
@@ -118,6 +135,7 @@ class Sweep:
         if not self.runnable:
             raise Refused(f"refused: no cell fits; {cells[0].refused}; pass --allow-overcommit to run them")
         self.repeat = repeat
+        self.search = search
         self.criteria = criteria
         self.echo = echo
         self.limits: ServerLimits = preflight(self.runnable[0].config)
@@ -134,6 +152,8 @@ class Sweep:
         return self._finish(status)
 
     def _run_rounds(self) -> str:
+        if self.search:
+            return self._run_search()
         # Rounds, not a cell's repeats back to back: a noisy minute then hits many cells once.
         try:
             for round_number in range(1, self.repeat + 1):
@@ -142,6 +162,26 @@ class Sweep:
                         return INTERRUPTED
         except KeyboardInterrupt:  # between two runs; during one the runner stops it and says so
             return INTERRUPTED
+        return FINISHED
+
+    def _run_search(self) -> str:
+        """Only the cells the search asks for, each `repeat` times (loadtests/sweep/search.py)."""
+        assert self.sweep_dir is not None
+        by_key = {cell.key: cell for cell in self.runnable}
+
+        def evaluate(key: str) -> dict[str, Any]:
+            for round_number in range(1, self.repeat + 1):
+                if self._run_cell(by_key[key], round_number=round_number) == EXIT_INTERRUPTED:
+                    raise KeyboardInterrupt
+            assert self.sweep_dir is not None
+            return cell_figures(self.sweep_dir, self._cell_record(by_key[key]))
+
+        try:
+            ran = search(self.plan["cells"], evaluate, criteria=self.criteria, limits=self.limits,
+                         other_clients=self.base.other_clients)
+        except KeyboardInterrupt:
+            return INTERRUPTED
+        self.plan["search"] = {"cells_run": len(ran), "cells_in_grid": len(self.runnable)}
         return FINISHED
 
     def _run_cell(self, cell: Cell, *, round_number: int) -> int:
@@ -217,8 +257,15 @@ class Sweep:
             self.echo("recommended: none")
         for reason in choice["reasons"]:
             self.echo(f"  - {reason}")
+        if choice.get("advice"):
+            self.echo("  advice from its run:")
+            for line in choice["advice"]:
+                self.echo(f"    - {line}")
         for key, why in choice["excluded"].items():
             self.echo(f"  left out {key}: {'; '.join(why)}")
+        if "search" in self.plan:
+            found = self.plan["search"]
+            self.echo(f"--search ran {found['cells_run']} of the grid's {found['cells_in_grid']} cells")
         self.echo(f"table {self.sweep_dir / SWEEP_CSV}, page {self.sweep_dir / SWEEP_HTML}")
         self.echo(f"sweep took {self.plan['wall_s']:g} s")
         self.echo(str(self.sweep_dir))

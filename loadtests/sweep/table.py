@@ -21,6 +21,7 @@ CSV_COLUMNS = (
     "pool_kind", "workers", "max_size", "hosts", "status", "runs", "rps", "rps_spread_pct", "p95_ms",
     "p95_spread_ms", "p99_ms", "failures", "failure_ratio", "failures_by_class", "pool_wait_mean_ms",
     "peak_sampled", "peak_exact", "connections", "budget_total", "usable", "fits", "recommended", "run_dirs",
+    "rps_overall", "peak_per_worker",
 )
 
 
@@ -47,8 +48,9 @@ def _complete(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over repeats for the rates and latencies; the worst for peaks; sums for failures."""
-    rps = [s["requests"]["rps"] for s in runs]
-    p95 = [s["requests"]["p95_ms"] for s in runs]
+    # Ranked on the bursts: a run's totals are mostly its quiet phases (loadtests/analysis/bursts.py).
+    rps = [_in_bursts(s, "rps") for s in runs]
+    p95 = [_in_bursts(s, "p95_ms") for s in runs]
     by_class: Counter[str] = Counter()
     for s in runs:
         by_class.update(s.get("errors_by_class", {}))
@@ -66,8 +68,29 @@ def _figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "pool_wait_mean_ms": _median(waits),
         "peak_sampled": max((s["peak_connections"] for s in runs), default=None),
         "peak_exact": max(exact, default=None),
+        "peak_per_worker": max((p for p in map(peak_per_worker, runs) if p is not None), default=None),
+        "rps_overall": _median([s["requests"]["rps"] for s in runs]),
         "passes": sum(1 for s in runs if s["verdict"] == PASS),
+        "advice": [f"{f['severity']}: {f['text']}" for f in runs[-1].get("advice", [])],
     }
+
+
+def _in_bursts(summary: dict[str, Any], key: str) -> float:
+    """A figure measured in the bursts; the whole run's for a summary without burst figures."""
+    bursts = summary.get("bursts") or {}
+    value = bursts.get(key) if bursts.get("available") else None
+    return summary["requests"][key] if value is None else value
+
+
+def peak_per_worker(summary: dict[str, Any]) -> int | None:
+    """The most connections one worker's pool held: the pool's own size, else the sampled peak per worker."""
+    pool = summary.get("pool") or {}
+    sizes = [w.get("pool_size_max") for w in pool.get("per_worker", {}).values()] if pool.get("available") else []
+    sizes = [size for size in sizes if size is not None]
+    if sizes:
+        return max(sizes)
+    sampled = summary.get("connections", {}).get("peak_by_worker", {})
+    return max(sampled.values(), default=None)
 
 
 def cell_row(cell: dict[str, Any], summaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,6 +119,11 @@ def _run_summaries(sweep_dir: Path, cell: dict[str, Any]) -> list[dict[str, Any]
     return [read_json(path) for path in paths if path.exists()]
 
 
+def cell_figures(sweep_dir: Path, cell: dict[str, Any]) -> dict[str, Any]:
+    """A cell's row from the runs it has so far (sweep.json's cell record)."""
+    return cell_row(cell, _run_summaries(sweep_dir, cell))
+
+
 def summarize_sweep(sweep_dir: Path) -> dict[str, Any]:
     """Everything sweep_summary.json holds, from the sweep folder alone."""
     plan = read_json(sweep_dir / SWEEP_JSON)
@@ -103,7 +131,8 @@ def summarize_sweep(sweep_dir: Path) -> dict[str, Any]:
     limits = ServerLimits(**{name: plan["limits"][name] for name in names})
     criteria = Criteria(**plan["criteria"])
     rows = [cell_row(cell, _run_summaries(sweep_dir, cell)) for cell in plan["cells"]]
-    choice = recommend(rows, criteria=criteria, limits=limits, other_clients=plan["other_clients"])
+    choice = recommend(rows, criteria=criteria, limits=limits, other_clients=plan["other_clients"],
+                       axes=plan.get("axes"), repeat=plan["repeat"])
     for row in rows:
         row["usable"] = limits.usable
         row["recommended"] = row["key"] == choice["cell"]
@@ -170,6 +199,7 @@ def table_rows(summary: dict[str, Any]) -> list[list[str]]:
             _failures_text(row),
             _figure(row.get("pool_wait_mean_ms"), unit=" ms"),
             f"{_figure(row.get('peak_sampled'))} / {_figure(row.get('peak_exact'))}",
+            _figure(row.get("peak_per_worker")),
             f"{row['connections']} / {row['budget_total']}",
             "yes" if row["fits"] else "NO",
             _note(row),
@@ -179,12 +209,12 @@ def table_rows(summary: dict[str, Any]) -> list[list[str]]:
 
 
 TABLE_HEADERS = (
-    "pool", "workers", "max_size", "runs", "req/s", "p95", "p99", "failures", "pool wait (mean)",
-    "peak sampled / exact", "conns / budget", "fits", "",
+    "pool", "workers", "max_size", "runs", "burst req/s", "burst p95", "p99", "failures", "pool wait",
+    "peak sampled / exact", "1 pool max", "conns / budget", "fits", "",
 )
 
 
-def table_text(summary: dict[str, Any], *, width: int = 170) -> str:
+def table_text(summary: dict[str, Any], *, width: int = 190) -> str:
     """The table as the terminal shows it, rendered by rich."""
     from rich import box
     from rich.console import Console

@@ -1,0 +1,69 @@
+"""How evenly the load reached the workers, and whether their pools were full at the same moment.
+
+The budget assumes every worker may fill its pool at once. gunicorn hands a
+new HTTP connection to whichever worker accepts it first, and a keep-alive
+client then sticks to that worker: some pools fill while others idle. The
+share of requests each worker served (its pool's own counter) says how even
+the load was; the most workers at their full pools in one sample says how
+close the run came to the worst case the budget counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def load_spread(
+    summary: dict[str, Any], rows: list[dict[str, Any]], *, app_prefix: str, max_size: int
+) -> dict[str, Any]:
+    """summary.json's `load_spread`: each worker's share of the requests, and how many pools were full together."""
+    budget = summary["budget"]
+    workers = budget["hosts"] * budget["workers"]
+    full = budget.get("per_worker", max_size)
+    served = _requests_by_worker(summary)
+    total = sum(served.values())
+    shares = {pid: round(n / total, 4) for pid, n in served.items()} if total else {}
+    # A worker that served nothing is not in the pool's counters: count it as a share of 0.
+    low = min(shares.values(), default=None) if len(shares) >= workers else 0.0 if shares else None
+    high = max(shares.values(), default=None)
+    return {
+        "workers": workers,
+        "requests_by_worker": served,
+        "share_min": low,
+        "share_max": high,
+        # 1.0: every worker served the same number of requests; 0: one of them served none.
+        "evenness": round(low / high, 3) if low is not None and high else None,
+        "full_pool": full,
+        "workers_full_together_max": _full_together(rows, app_prefix=app_prefix, full=full),
+    }
+
+
+def _requests_by_worker(summary: dict[str, Any]) -> dict[str, int]:
+    pool = summary.get("pool") or {}
+    if not pool.get("available"):
+        return {}
+    return {pid: int(figures.get("requests_total", 0)) for pid, figures in sorted(pool.get("per_worker", {}).items())}
+
+
+def _full_together(rows: list[dict[str, Any]], *, app_prefix: str, full: int) -> int:
+    """The most workers holding `full` connections (or more) in one pg_stat_activity sample."""
+    most = 0
+    for row in rows:
+        at_full = sum(
+            1 for app, states in row["by_application"].items()
+            if app.startswith(app_prefix) and sum(states.values()) >= full
+        )
+        most = max(most, at_full)
+    return most
+
+
+def spread_line(spread: dict[str, Any] | None) -> str | None:
+    """The terminal's line about the load's spread; None when the run scraped no pool counters."""
+    if not spread or spread.get("evenness") is None:
+        return None
+    return (
+        f"load spread over {spread['workers']} workers: {spread['share_min'] * 100:.0f} % to"
+        f" {spread['share_max'] * 100:.0f} % of the requests each (evenness {spread['evenness']:.2f});"
+        f" at most {spread['workers_full_together_max']} of {spread['workers']} pools full"
+        f" ({spread['full_pool']} connections) at the same moment"
+    )
