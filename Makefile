@@ -12,6 +12,7 @@ LOCK_VENV := .lock-venv
 ARGS ?=
 RUNS ?=
 CHROMIUM := /usr/bin/chromium
+PGBOUNCER := /usr/sbin/pgbouncer
 
 .PHONY: help venv loadtest loadtest-ui compare test bench lock clean
 
@@ -55,7 +56,13 @@ compare: $(RUNTIME)
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: $(TEST_EXTRA) $(CHROMIUM)
+# `poolcheck run --pgbouncer` starts Debian's pgbouncer itself, one per run: the package's own
+# system service is never used, so it is stopped and disabled right after the install.
+$(PGBOUNCER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer
+	-systemctl disable --now pgbouncer 2>/dev/null || service pgbouncer stop 2>/dev/null || true
+
+test: $(TEST_EXTRA) $(CHROMIUM) $(PGBOUNCER)
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(RUNTIME)

@@ -65,6 +65,8 @@ class AsyncpgPool:
                 min_size=self.min_size,
                 max_size=self.max_size,
                 max_inactive_connection_lifetime=self.settings.POOL_MAX_IDLE,
+                # 0: no named prepared statements, which transaction pooling would hand to another server connection.
+                statement_cache_size=100 if self.settings.POOL_PREPARE else 0,
                 server_settings={
                     "application_name": application_name(self.settings),
                     "statement_timeout": str(int(self.settings.STATEMENT_TIMEOUT_MS)),
