@@ -374,7 +374,8 @@ def scenario(names: tuple[str, ...], results_dir: Path) -> None:
     """Reproduce known pool failures: a faulty run, then a fixed run, and whether the harness detects it.
 
     NAME: lifetime-expiry, idle-drain, worker-churn, loop-mismatch, server-idle-kill, blocking-loop,
-    overcommit, or all (ends with a table). Each writes results/scenario-NAME-<time>/ with both runs,
+    overcommit, sqlalchemy-overflow-churn, pgbouncer-fixes-overcommit, prepared-statements-behind-pgbouncer,
+    or all (ends with a table). Each writes results/scenario-NAME-<time>/ with both runs,
     scenario.json and scenario.txt. Exit codes: 0 every failure detected and its fix clean, 1 not,
     2 bad input, 130 interrupted.
     """

@@ -50,3 +50,14 @@ def test_two_levels_each_checked():
     assert "= 36" in server and "usable 37" in server and "NOT" not in server
     assert largest_pooler_pool_size(limits, reserve_pool_size=5, extra_clients=1) == 31
     assert largest_pooler_pool_size(limits, extra_clients=1, headroom_ratio=0.2) == 28
+
+
+@pytest.mark.parametrize("message", ['prepared statement "_pg3_0" does not exist',
+                                     'prepared statement "__asyncpg_stmt_1__" already exists'])
+def test_a_lost_prepared_statement_has_its_own_class(message):
+    from app.errors import classify
+    from loadtests.failure_classes import ERROR_CLASSES, error_class
+
+    assert classify(Exception(message)) == "db_prepared_statement_lost" in ERROR_CLASSES
+    assert error_class("CatchResponseError('db_prepared_statement_lost')") == "db_prepared_statement_lost"
+    assert classify(Exception('relation "items" does not exist')) == "db_error"

@@ -104,8 +104,9 @@ def test_detected_only_when_the_faulty_half_shows_the_failure_and_the_fixed_one_
 
 
 def test_every_half_is_a_valid_config_and_only_faulty_halves_use_anti_patterns(tmp_path):
-    assert len(NAMES) == 7 and set(NAMES) == {
-        "lifetime-expiry", "idle-drain", "worker-churn", "loop-mismatch", "server-idle-kill", "blocking-loop", "overcommit"}
+    assert len(NAMES) == 10 and set(NAMES) == {
+        "lifetime-expiry", "idle-drain", "worker-churn", "loop-mismatch", "server-idle-kill", "blocking-loop", "overcommit",
+        "sqlalchemy-overflow-churn", "pgbouncer-fixes-overcommit", "prepared-statements-behind-pgbouncer"}
     for scenario in SCENARIOS:
         fixed = scenario.config("fixed", results_dir=tmp_path)
         assert fixed.app_pattern == "default" and fixed.workers == 2 and fixed.duration <= 12
@@ -164,7 +165,8 @@ def test_unknown_scenario_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "poolcheck: error: unknown scenario 'nope'; known: lifetime-expiry, idle-drain, worker-churn,"
-        " loop-mismatch, server-idle-kill, blocking-loop, overcommit"]
+        " loop-mismatch, server-idle-kill, blocking-loop, overcommit, sqlalchemy-overflow-churn,"
+        " pgbouncer-fixes-overcommit, prepared-statements-behind-pgbouncer"]
     assert not results.exists()
 
 

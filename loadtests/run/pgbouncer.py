@@ -111,6 +111,9 @@ def ini_text(
         # A client that waits this long for a server connection may take one of the reserve.
         "reserve_pool_timeout = 1",
         f"max_client_conn = {settings.max_client_conn}",
+        # PgBouncer refuses a client whose startup packet sets a parameter it does not track; asyncpg
+        # sends statement_timeout there (JDBC: extra_float_digits). Ignored here: not applied behind PgBouncer.
+        "ignore_startup_parameters = extra_float_digits,statement_timeout",
         # PgBouncer reports a server connection as idle after this; no periodic stats lines in the log.
         "stats_period = 3600",
         "log_connections = 0",
