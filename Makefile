@@ -62,8 +62,12 @@ $(PGBOUNCER):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer
 	-systemctl disable --now pgbouncer 2>/dev/null || service pgbouncer stop 2>/dev/null || true
 
+# Two test processes: most of a real run's time is waiting on its load shape, not CPU, so two
+# fit on two cores. Tests sharing a module-scoped run are kept together (xdist_group marks).
+TEST_PROCESSES ?= 2
+
 test: $(TEST_EXTRA) $(CHROMIUM) $(PGBOUNCER)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(ARGS)
 
 bench: $(RUNTIME)
 	$(BIN)/python -m benchmarks $(ARGS)

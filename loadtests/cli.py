@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
+import rich_click as click
 from pydantic import ValidationError
 
 from app.settings import APP_PATTERNS
@@ -17,7 +16,14 @@ from app.settings import APP_PATTERNS
 from loadtests.budget import Budget, ServerLimits
 from loadtests.config import SQLALCHEMY, SQLALCHEMY_DEFAULTS, RunConfig, describe_error
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_REFUSED, BadInput, Refused
+from loadtests.options import config_file, groups
+from loadtests.options.aliases import AliasedOption
+from loadtests.options.durations import MILLISECONDS, SECONDS
+from loadtests.options.json_output import budget_document, emit, human_lines_to_stderr
 from loadtests.redact import redact_dsn
+from loadtests.sweep.recommend import Criteria
+
+_CRITERIA = Criteria()  # a sweep's defaults
 
 
 def _default(name: str) -> Any:
@@ -54,28 +60,41 @@ def _setting(*decls: str, help: str, **attrs: Any) -> Callable[[Callable[..., An
     return click.option(*decls, help=_with_default(help, name, flags=(first, off) if off else None), **attrs)
 
 
-def _read_config_file(path: Path | None) -> dict[str, Any]:
-    """Settings from a TOML file; keys are the long options (`max-size` or `max_size`)."""
-    if path is None:
-        return {}
+def _config(**options: Any) -> RunConfig:
+    """The run's settings: those given (flags, POOLCHECK_* variables, the --config file), then RunConfig's defaults."""
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"--config {path}: cannot read it ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"--config {path}: not valid TOML ({exc})") from None
-    return {key.replace("-", "_"): value for key, value in data.items()}
-
-
-def _config(config_file: Path | None = None, **options: Any) -> RunConfig:
-    """The run's settings: the config file, then the options given on the command line."""
-    values = _read_config_file(config_file)
-    values.update({k: v for k, v in options.items() if v is not None and v != () and v != {}})
-    try:
-        return RunConfig(**values)
+        return RunConfig(**{k: v for k, v in options.items() if v is not None and v != () and v != {}})
     except ValidationError as exc:
-        where = f"--config {config_file}: " if config_file and exc.errors()[0]["type"] == "extra_forbidden" else ""
-        raise BadInput(where + describe_error(exc)) from None
+        raise BadInput(describe_error(exc)) from None
+
+
+def _verbosity(ctx: click.Context, param: click.Parameter, verbose: bool) -> None:
+    if verbose or not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO if verbose else logging.WARNING,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+            force=verbose,
+        )
+
+
+def _common(*, config: bool = False, json: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every command has: -v (also after the subcommand), and where they apply --config and --json."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        function = click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True, callback=_verbosity,
+                                help="Log what the harness does.")(function)
+        if config:
+            function = click.option(
+                "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                is_eager=True, expose_value=False, callback=config_file.load,
+                help="TOML file: its [run], [sweep] or [budget] table (or [tool.poolcheck.*] in a pyproject.toml);"
+                     " options given here override it  [default: ./poolcheck.toml, else ./pyproject.toml's [tool.poolcheck]]",
+            )(function)
+        if json:
+            function = click.option("--json", "json", is_flag=True, help=json)(function)
+        return function
+
+    return decorate
 
 
 def _server_setting(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -97,15 +116,15 @@ def _pool_sizes(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(f"expected comma-separated pool sizes, e.g. 4,4,10, got {value!r}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", is_flag=True, help="Log what the harness does.")
+# Every option is also read from POOLCHECK_<COMMAND>_<OPTION> (POOLCHECK_RUN_MAX_SIZE=4), and --dsn from POOLCHECK_DSN.
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "POOLCHECK"})
+# Off a terminal (CI logs, pipes) rich assumes 80 columns, too few for the longest option names.
+@click.rich_config(help_config=click.RichHelpConfiguration(width=None if sys.stdout.isatty() else 100, max_width=120))
+@click.option("-v", "--verbose", is_flag=True, is_eager=True, expose_value=False, callback=_verbosity,
+              help="Log what the harness does.")
 @click.version_option(package_name="poolcheck")
-def cli(verbose: bool) -> None:
+def cli() -> None:
     """poolcheck: do your app's connection pools fit your PostgreSQL server?"""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
 
 
 @cli.command()
@@ -119,9 +138,9 @@ def cli(verbose: bool) -> None:
           help=f"SQLAlchemy pool_size per worker, instead of --max-size  [default: {SQLALCHEMY_DEFAULTS['pool_size']}, SQLAlchemy's]")
 @_setting("--max-overflow", type=int,
           help=f"SQLAlchemy max_overflow per worker: connections beyond --pool-size  [default: {SQLALCHEMY_DEFAULTS['max_overflow']}, SQLAlchemy's]")
-@_setting("--pool-timeout", type=float, help="seconds a request waits for a connection")
-@_setting("--max-idle", type=float, help="pool max_idle seconds")
-@_setting("--max-lifetime", type=float, help="pool max_lifetime seconds")
+@_setting("--pool-timeout", type=SECONDS, help="seconds a request waits for a connection")
+@_setting("--max-idle", type=SECONDS, help="pool max_idle seconds")
+@_setting("--max-lifetime", type=SECONDS, help="pool max_lifetime seconds")
 @_setting("--max-waiting", type=int, help="pool max_waiting; 0 is unbounded")
 @_setting("--pool-check/--no-pool-check", help="check connections before use")
 @_setting("--prepared-statements/--no-prepared-statements",
@@ -139,22 +158,22 @@ def cli(verbose: bool) -> None:
 @_setting("--dsn", envvar="POOLCHECK_DSN", show_envvar=True,
           help="use this existing server instead of the embedded one (read-only)")
 @_setting("--other-clients", type=int, help="connections other clients hold, counted in the budget")
-@_setting("--duration", type=float, help="seconds of load")
+@_setting("--duration", type=SECONDS, help="seconds of load")
 @_setting("--baseline-users", type=int, help="users in quiet phases")
 @_setting("--burst-users", type=int, help="users in bursts")
-@_setting("--burst-seconds", type=float, help="length of each burst")
-@_setting("--quiet-seconds", type=float, help="length of each quiet phase")
+@_setting("--burst-seconds", type=SECONDS, help="length of each burst")
+@_setting("--quiet-seconds", type=SECONDS, help="length of each quiet phase")
 @_setting("--cycles", type=int, help="number of bursts; 0 fits as many as --duration allows")
-@_setting("--hold-ms", type=int, help="ms each held request keeps its connection busy")
-@_setting("--sample-interval", type=float, help="seconds between pg_stat_activity samples")
-@_setting("--scrape-interval", type=float, help="seconds between scrapes of the workers' pool metrics")
-@_setting("--prod-max-idle", type=float, help="production pool max_idle, for the drain prediction")
+@_setting("--hold-ms", type=MILLISECONDS, help="how long each held request keeps its connection busy (bare numbers: ms)")
+@_setting("--sample-interval", type=SECONDS, help="seconds between pg_stat_activity samples")
+@_setting("--scrape-interval", type=SECONDS, help="seconds between scrapes of the workers' pool metrics")
+@_setting("--prod-max-idle", type=SECONDS, help="production pool max_idle, for the drain prediction")
 @_setting("--server-log", type=click.Path(), metavar="PATH",
           help="with --dsn: the server's jsonlog or csvlog, for exact connection counts (without it, sampled only)")
 @_setting("--results-dir", type=click.Path(path_type=Path, file_okay=False), help="where run folders go")
 @_setting("--allow-overcommit", is_flag=True, help="run even when the budget exceeds the usable connections")
 @_setting("--max-failure-ratio", type=float, help="failed/total requests above which the run fails")
-@_setting("--ready-timeout", type=float, help="seconds the server and workers get to become ready")
+@_setting("--ready-timeout", type=SECONDS, help="seconds the server and workers get to become ready")
 @_setting("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
           help="inject a fault into the load: worker-kill@T, worker-term@T, db-restart@T, db-terminate-idle@T (repeatable)")
 @_setting("--allow-faults", is_flag=True, help="allow database faults on a --dsn server")
@@ -163,8 +182,12 @@ def cli(verbose: bool) -> None:
 @_setting("--max-requests", type=int, help="gunicorn max_requests: recycle each worker after this many requests; 0 never")
 @_setting("--preload/--no-preload", help="gunicorn --preload: create the app in the master before forking")
 @_setting("--app-port", type=int, help="port of the first app instance; 0 picks a free one")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="TOML file of settings (keys are these long options); options given here override it")
+@_setting("--proxy-idle-cut", type=SECONDS,
+          help="put a cloud-proxy emulator between the app and the server: it cuts connections idle this long")
+@_setting("--proxy-mode", type=click.Choice(["reset", "silent"]),
+          help="how the proxy cuts: reset (RST to both sides) or silent (drops, as NAT gateways and load balancers do)")
+@_setting("--proxy-client-timeout", type=SECONDS,
+          help="--proxy-mode silent: a hung request fails after this long, standing for the client's tcp_user_timeout")
 @_setting("--target-url", metavar="URL",
           help="load-test this running app instead of starting the sample app; needs --dsn, its database")
 @_setting("--pools-per-worker", type=int, help="pools in each worker of a --target-url app, each of --max-size")
@@ -181,24 +204,39 @@ def cli(verbose: bool) -> None:
 @_setting("--web-ui", is_flag=True,
           help="Locust's web UI instead of headless, with a Database tab; the load starts at once")
 @_setting("--web-port", type=int, help="port of the web UI on 127.0.0.1")
-def run(**options: Any) -> None:
+@_common(config=True, json="print summary.json on stdout (results/schema/summary.schema.json); every other line goes to stderr")
+def run(json: bool, **options: Any) -> None:
     """Run the sample app under Locust bursts and check its connections against the server.
 
-    Exit codes: 0 pass, 1 fail, 2 refused or bad input, 130 interrupted.
+    Durations take units: 90s, 2m, 1h, 500ms (bare numbers are seconds). Exit codes: 0 pass,
+    1 fail, 2 refused or bad input, 130 interrupted.
     """
     from loadtests.run.preflight import preflight
     from loadtests.run.runner import Runner
+    from loadtests.run_folder import SUMMARY
 
     config = _config(**options)
     try:
         limits = preflight(config)
     except Refused as exc:
         raise BadInput(str(exc)) from None
-    sys.exit(Runner(config, limits=limits, echo=lambda line: click.echo(line)).run())
+    with human_lines_to_stderr(json) as stdout:
+        runner = Runner(config, limits=limits, echo=lambda line: click.echo(line))
+        code = runner.run()
+    if json and runner.run_dir is not None and (runner.run_dir / SUMMARY).is_file():
+        emit(_read_json(runner.run_dir / SUMMARY), stdout)
+    sys.exit(code)
+
+
+def _read_json(path: Path) -> Any:
+    import json
+
+    return json.loads(path.read_text())
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@_common()
 def summarize(run_dir: Path) -> None:
     """Recompute summary.json of a run folder from its data."""
     from loadtests.run_folder import SUMMARY, write_json
@@ -228,8 +266,8 @@ def _budget_limits(dsn: str | None, **given: int | None) -> ServerLimits:
         raise BadInput("--max-connections: required (or --dsn to read it from a running server)")
     limits = ServerLimits(
         max_connections=given["max_connections"],
-        superuser_reserved_connections=_given_or_default(given["superuser_reserved"], "superuser_reserved_connections"),
-        reserved_connections=_given_or_default(given["reserved"], "reserved_connections"),
+        superuser_reserved_connections=_given_or_default(given["superuser_reserved_connections"], "superuser_reserved_connections"),
+        reserved_connections=_given_or_default(given["reserved_connections"], "reserved_connections"),
     )
     if limits.usable <= 0:
         raise BadInput(f"--max-connections ({limits.max_connections}) must exceed the reserved slots")
@@ -253,26 +291,34 @@ def _budget_plan(*, max_size: int | None, pool_size: int | None, max_overflow: i
     return Budget.for_engines(pool_size=pool_size, max_overflow=max_overflow, **counts)
 
 
+def _from_run_config(*decls: str, help: str, **attrs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option of another command for a RunConfig field, with RunConfig's default (shown, and applied)."""
+    name = decls[0].lstrip("-").replace("-", "_")
+    return click.option(*decls, default=_default(name), show_default=True, help=help, **attrs)
+
+
 @cli.command("budget")
-@click.option("--hosts", type=click.IntRange(min=1), default=_default("hosts"), show_default=True, help="app instances")
+@_from_run_config("--hosts", type=click.IntRange(min=1), help="app instances")
 @click.option("--workers", type=click.IntRange(min=1), required=True, help="workers per host, each with its own pools")
 @click.option("--max-size", type=click.IntRange(min=1), help="max_size of each psycopg or asyncpg pool")
 @click.option("--pool-size", type=click.IntRange(min=1), help="pool_size of each SQLAlchemy engine, instead of --max-size")
 @click.option("--max-overflow", type=click.IntRange(min=0),
               help=f"max_overflow of each SQLAlchemy engine: connections beyond --pool-size  [default: {SQLALCHEMY_DEFAULTS['max_overflow']}, SQLAlchemy's]")
-@click.option("--pools-per-worker", type=click.IntRange(min=1), default=_default("pools_per_worker"), show_default=True,
-              help="pools in each worker")
-@click.option("--other-clients", type=click.IntRange(min=0), default=_default("other_clients"), show_default=True,
-              help="connections other clients hold (cron jobs, admin sessions, migrations)")
+@_from_run_config("--pools-per-worker", type=click.IntRange(min=1), help="pools in each worker")
+@_from_run_config("--other-clients", type=click.IntRange(min=0),
+                  help="connections other clients hold (cron jobs, admin sessions, migrations)")
 @click.option("--max-connections", type=click.IntRange(min=1), help="the server's max_connections")
-@click.option("--superuser-reserved", type=click.IntRange(min=0),
+@click.option("--superuser-reserved-connections", cls=AliasedOption, old_names=("--superuser-reserved",),
+              type=click.IntRange(min=0),
               help=_with_default("the server's superuser_reserved_connections", "superuser_reserved_connections"))
-@click.option("--reserved", type=click.IntRange(min=0),
+@click.option("--reserved-connections", cls=AliasedOption, old_names=("--reserved",), type=click.IntRange(min=0),
               help=_with_default("the server's reserved_connections", "reserved_connections"))
-@click.option("--dsn", help="read max_connections and the reserved settings from this server (read-only)")
+@click.option("--dsn", envvar="POOLCHECK_DSN", show_envvar=True,
+              help="read max_connections and the reserved settings from this server (read-only)")
+@_common(config=True, json="print the budget, the limits and the fit as JSON on stdout (results/schema/budget.schema.json)")
 def budget_command(
     hosts: int, workers: int, max_size: int | None, pool_size: int | None, max_overflow: int | None,
-    pools_per_worker: int, other_clients: int, dsn: str | None, **limits: int | None
+    pools_per_worker: int, other_clients: int, dsn: str | None, json: bool, **limits: int | None
 ) -> None:
     """Check hosts x workers x pools x max_size (or pool_size + max_overflow) against max_connections: instant, no load.
 
@@ -283,29 +329,36 @@ def budget_command(
     plan = _budget_plan(hosts=hosts, workers=workers, max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
                         pools_per_worker=pools_per_worker, extra_clients=other_clients)
     server = _budget_limits(dsn, **limits)
-    if dsn is not None:
-        click.echo(f"limits read from {redact_dsn(dsn)}")
-    for line in describe(plan, server):
-        click.echo(line)
+    with human_lines_to_stderr(json) as stdout:
+        if dsn is not None:
+            click.echo(f"limits read from {redact_dsn(dsn)}")
+        for line in describe(plan, server):
+            click.echo(line)
+    if json:
+        emit(budget_document(plan, server, limits_from="dsn" if dsn is not None else "options"), stdout)
     sys.exit(EXIT_PASS if fits(plan, server) else EXIT_FAIL)
 
 
-_SWEPT = ("workers", "max_size", "pool_kind", "duration", "dsn")
+# Run's options a sweep takes for every cell: all but its axes and what it refuses (a sweep
+# starts a fresh embedded server and the sample app for every cell).
+_SWEPT = ("workers", "max_size", "pool_kind", "duration")
+_REFUSED_BY_SWEEP = ("dsn", "server_log", "target_url", "pools_per_worker", "pool_sizes", "watch_filter",
+                     "allow_faults", "web_ui", "web_port")
 
 
 @cli.command()
-@click.option("--workers", "worker_counts", default="1,2,4", show_default=True, help="worker counts per host to try")
-@click.option("--max-size", "max_sizes", default="2,4,8", show_default=True, help="pool max_size values to try")
-@click.option("--pool-kind", "pool_kinds", default="async", show_default=True, help="async, sync or async,sync")
+@click.option("--workers", default="1,2,4", show_default=True, help="worker counts per host to try")
+@click.option("--max-size", default="2,4,8", show_default=True, help="pool max_size values to try")
+@click.option("--pool-kind", default="async", show_default=True, help="pool kinds to try: async, sync, asyncpg, sqlalchemy, e.g. async,sync")
 @click.option("--repeat", type=click.IntRange(1, 20), default=1, show_default=True,
               help="runs per cell; the table shows the median and the spread")
-@click.option("--headroom", type=click.FloatRange(0, 100, max_open=True), default=20.0, show_default=True,
-              help="percent of the usable connections a recommended cell leaves free")
+@click.option("--headroom", type=click.FloatRange(0, 100, max_open=True), default=_CRITERIA.headroom_ratio * 100,
+              show_default=True, help="percent of the usable connections a recommended cell leaves free")
 @click.option("--slo-p95-ms", type=click.FloatRange(min=0, min_open=True), help="p95 a recommended cell must meet [none]")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
-              help="seconds of load per cell")
+@click.option("--duration", type=SECONDS, default=20.0, show_default=True, help="length of the load per cell")
+@_common(config=True, json="print sweep_summary.json on stdout (results/schema/sweep.schema.json); every other line goes to stderr")
 def sweep(
-    worker_counts: str, max_sizes: str, pool_kinds: str, repeat: int, headroom: float, slo_p95_ms: float | None,
+    workers: str, max_size: str, pool_kind: str, repeat: int, headroom: float, slo_p95_ms: float | None, json: bool,
     **options: Any,
 ) -> None:
     """Run every pool kind x workers x max_size cell (a full run each, fresh server) and recommend one.
@@ -313,24 +366,30 @@ def sweep(
     Takes poolcheck run's other options for every cell. Exit codes: 0 a cell is recommended,
     1 none qualifies, 2 refused or bad input, 130 interrupted.
     """
-    from loadtests.sweep.recommend import Criteria
     from loadtests.sweep.runner import Sweep, parse_list, plan_cells
+    from loadtests.sweep.table import SWEEP_SUMMARY
 
     try:
         axes = {
-            "pool_kinds": parse_list(pool_kinds, option="--pool-kind", convert=str),
-            "workers": parse_list(worker_counts, option="--workers"),
-            "max_sizes": parse_list(max_sizes, option="--max-size"),
+            "pool_kinds": parse_list(pool_kind, option="--pool-kind", convert=str),
+            "workers": parse_list(workers, option="--workers"),
+            "max_sizes": parse_list(max_size, option="--max-size"),
         }
         base = _config(**options)
         criteria = Criteria(headroom_ratio=headroom / 100, slo_p95_ms=slo_p95_ms, max_failure_ratio=base.max_failure_ratio)
         job = Sweep(plan_cells(base, **axes), repeat=repeat, criteria=criteria, echo=click.echo)
     except Refused as exc:
         raise BadInput(str(exc)) from None
-    sys.exit(job.run())
+    with human_lines_to_stderr(json) as stdout:
+        code = job.run()
+    if json and job.sweep_dir is not None and (job.sweep_dir / SWEEP_SUMMARY).is_file():
+        emit(_read_json(job.sweep_dir / SWEEP_SUMMARY), stdout)
+    sys.exit(code)
 
 
-sweep.params.extend(param for param in run.params if param.name not in _SWEPT)
+sweep.params.extend(
+    param for param in run.params if param.name not in _SWEPT + _REFUSED_BY_SWEEP + ("verbose", "config_file", "json")
+)
 
 
 def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
@@ -345,6 +404,7 @@ def _run_folders(paths: tuple[Path, ...]) -> list[Path]:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@_common()
 def report(run_dir: Path) -> None:
     """Write RUN_DIR/report.html again from the run folder's data alone."""
     from loadtests.present.report import write_run_report
@@ -357,19 +417,26 @@ def report(run_dir: Path) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="where the HTML page goes [compare-<runs>.html beside the first run]")
-def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+@_common(json="print the comparison as JSON on stdout (results/schema/compare.schema.json); the table goes to stderr")
+def compare(run_dirs: tuple[Path, ...], out: Path | None, json: bool) -> None:
     """Compare runs side by side: a terminal table and an HTML page; deltas against the first run."""
-    from loadtests.present.compare import compare as compare_runs
+    from loadtests.present.compare import compare as compare_runs, comparison
 
     if len(run_dirs) < 2:
         raise BadInput("compare: give two run folders or more")
-    click.echo(str(compare_runs(_run_folders(run_dirs), out=out)))
+    folders = _run_folders(run_dirs)
+    with human_lines_to_stderr(json) as stdout:
+        page = compare_runs(folders, out=out)
+        click.echo(str(page))
+    if json:
+        emit(comparison(folders, page=page), stdout)
 
 
 @cli.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME... | all")
 @click.option("--results-dir", type=click.Path(path_type=Path, file_okay=False), default=_default("results_dir"),
               show_default=True, help="where the scenario folders go")
+@_common()
 def scenario(names: tuple[str, ...], results_dir: Path) -> None:
     """Reproduce known pool failures: a faulty run, then a fixed run, and whether the harness detects it.
 
@@ -388,6 +455,29 @@ def scenario(names: tuple[str, ...], results_dir: Path) -> None:
     sys.exit(run_scenarios(planned, echo=click.echo))
 
 
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False), default=config_file.STARTER)
+@click.option("--force", is_flag=True, help="overwrite the file if it exists")
+@_common()
+def init(path: Path, force: bool) -> None:
+    """Write a commented starter config file (poolcheck.toml): a table per command, every option and its default."""
+    from loadtests.options.starter import starter_text
+
+    if path.exists() and not force:
+        raise BadInput(f"{path}: exists already; pass --force to overwrite it")
+    try:
+        path.write_text(starter_text(cli))
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot write it ({exc.strerror})") from None
+    click.echo(f"wrote {path}; every command reads it from this folder, or give --config {path}")
+
+
+for _command in cli.commands.values():
+    groups.place(_command.params)
+# A sweep's --workers, --max-size and --pool-kind are its axes: lists of values to try.
+groups.place(sweep.params, own={name: groups.CELLS for name in _SWEPT if name != "duration"})
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
@@ -395,6 +485,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         sys.exit(0)
+    except click.BadParameter as exc:
+        click.echo(f"poolcheck: error: {redact_dsn(config_file.explain(exc))}", err=True)
+        sys.exit(EXIT_REFUSED)
     except click.UsageError as exc:
         click.echo(f"poolcheck: error: {redact_dsn(exc.format_message())}", err=True)
         sys.exit(EXIT_REFUSED)

@@ -22,6 +22,9 @@ from loadtests.config import COLLECTOR_CLIENTS, RunConfig
 
 from dockerfile import is_root, read_stages
 
+# Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
+pytestmark = pytest.mark.xdist_group("test_compose")
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -134,7 +137,7 @@ def test_commands_are_the_projects_own(compose, monkeypatch):
     collector = compose["services"]["collector"]
     monkeypatch.setenv("POOLCHECK_DSN", collector["environment"]["POOLCHECK_DSN"])
     params = run_command.make_context("run", collector["command"][2:]).params
-    config = RunConfig(**{k: v for k, v in params.items() if v not in (None, (), {}) and k != "config_file"})
+    config = RunConfig(**{k: v for k, v in params.items() if v not in (None, (), {}) and k in RunConfig.model_fields})
     assert config.target_url == "http://app:8000" and config.dsn is not None
     healthcheck = compose["services"]["app"]["healthcheck"]["test"]
     compile(healthcheck[healthcheck.index("-c") + 1], "healthcheck", "exec")

@@ -17,7 +17,7 @@ import pytest
 from conftest import RunResult
 from own_counts import APP_PREFIX, Watch, app_sessions, locust_failures, locust_totals, log_peak, log_sessions
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_own_counts")]
 
 WORKERS, MAX_SIZE, MIN_SIZE, MAX_IDLE = 3, 4, 1, 1.0
 CONFIG = f"""

@@ -13,7 +13,7 @@ from conftest import leftover_processes, poolcheck, require
 from loadtests.budget import PoolerSettings
 from loadtests.run.pgbouncer import binary
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_pgbouncer")]
 
 
 @pytest.fixture(autouse=True)

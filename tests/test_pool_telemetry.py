@@ -66,9 +66,8 @@ def test_event_loop_lag_is_how_late_the_timer_fires():
 
 
 def _row(pid: int, t: str, **values: float) -> dict:
-    base = {name: 0.0 for name in ("requests_num", "requests_queued", "requests_wait_ms", "requests_errors", "returns_bad",
-                                     "connections_num", "connections_ms", "connections_errors", "connections_lost", "usage_ms",
-                                     "requests_waiting", "pool_size", "event_loop_lag_ms")}
+    # Every column a real pool_stats.csv row has (as read_pool_stats returns it), zero unless given.
+    base = {name: 0.0 for name in COLUMNS if name not in ("timestamp", "elapsed_s", "host", "pid")}
     return {"timestamp": t, "host": 1, "pid": pid, **base, **values}
 
 

@@ -28,7 +28,7 @@ from loadtests.run.proxy_process import app_dsn_through, proxy_process, relay_po
 from loadtests.run_folder import PROXY_EVENTS_JSONL
 
 # A hang the relay fails to end must fail the test, not stall the suite.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60), pytest.mark.xdist_group("test_proxy")]
 
 CLOSED = "server closed the connection unexpectedly"  # libpq's words for a RST after an idle cut
 

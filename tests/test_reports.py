@@ -26,6 +26,9 @@ from loadtests.analysis.timeline import Connections, Load, RunSeries
 from loadtests.present.report import drain_rows
 from loadtests.run_folder import MANIFEST, write_json
 
+# Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
+pytestmark = pytest.mark.xdist_group("test_reports")
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,6 +9,9 @@ import pytest
 from conftest import RunResult, leftover_processes, poolcheck
 from loadtests.budget import ServerLimits, allowed
 
+# Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
+pytestmark = pytest.mark.xdist_group("test_sweep")
+
 # 2 x 2 cells of 10 s; max_connections 16 leaves 13 usable, so 2 workers x max_size 8 (+ the collector, 17) is refused.
 SMALL_SWEEP = [
     "sweep", "--workers", "1,2", "--max-size", "2,8", "--max-connections", "16",
@@ -84,3 +87,16 @@ def test_bad_sweep_lists_are_refused_in_one_line(args, names, results_dir):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and names in lines[0], done.stderr
     assert "Traceback" not in done.stderr and not results_dir.exists()
+
+
+@pytest.mark.slow
+def test_sweep_summary_validates_against_its_schema(small_sweep):
+    """sweep_summary.json is also what `poolcheck sweep --json` prints."""
+    import jsonschema
+
+    from pathlib import Path
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "results/schema/sweep.schema.json").read_text())
+    summary = small_sweep.json("sweep_summary.json")
+    jsonschema.validate(summary, schema, cls=jsonschema.Draft202012Validator)
+    assert summary["schema_version"] == 1 and summary["repeat"] == 1

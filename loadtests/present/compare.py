@@ -21,7 +21,7 @@ from loadtests.analysis.summary import exact_peak, mean_pool_wait_ms, pool_figur
 from loadtests.analysis.timeline import RunSeries, read_series
 from loadtests.present import charts
 from loadtests.present.pages import display, render
-from loadtests.run_folder import write_atomically
+from loadtests.run_folder import SCHEMA_VERSION, write_atomically
 
 logger = logging.getLogger("poolcheck.compare")
 
@@ -160,6 +160,23 @@ def render_compare(runs: list[RunSeries]) -> str:
                                                               for i, v in enumerate(r.values)]} for r in rows],
         overlay=charts.to_html(overlay, div_id="plot-overlay", include_plotlyjs=True),
     )
+
+
+def comparison(run_dirs: list[Path], *, page: Path | None = None) -> dict[str, Any]:
+    """What `poolcheck compare --json` prints: the table's rows, values in run order, `best` as run indexes."""
+    runs = [read_series(d) for d in run_dirs]
+
+    def rows(found: list[Row]) -> list[dict[str, Any]]:
+        return [{"label": r.label, "values": list(r.values), "better": r.better, "best": sorted(r.best())} for r in found]
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "runs": [run.run_id for run in runs],
+        "page": None if page is None else str(page),
+        "warnings": shape_warnings(runs),
+        "settings": rows(differing_settings(runs)),
+        "measured": rows(measured_rows(runs)),
+    }
 
 
 def default_page(run_dirs: list[Path]) -> Path:

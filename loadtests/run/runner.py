@@ -5,6 +5,7 @@
     -> embedded server | --dsn     run/embedded_server.py
     -> PgBouncer (--pgbouncer)     run/pgbouncer.py     + its SHOW POOLS sampler
     -> collector                   run/samplers.py
+    -> cloud-proxy emulator        run/proxy_process.py  (--proxy-idle-cut: the app's DSN goes through it)
     -> gunicorn x hosts | target   run/app_hosts.py
     -> scraper                     run/samplers.py
     -> Locust (+ workers)          run/locust_stack.py
@@ -38,6 +39,7 @@ from loadtests.run.manifest import Manifest
 from loadtests.run.own_app import url_password
 from loadtests.run.pgbouncer import pgbouncer
 from loadtests.run.processes import ManagedProcess
+from loadtests.run.proxy_process import app_dsn_through, proxy_process, relay_port, upstream_of
 from loadtests.run.signals import Stop, counting_signals
 from loadtests.run_folder import RUNNER_ERROR_LOG, app_prefix, new_run_dir, now_iso
 
@@ -113,6 +115,8 @@ class Runner:
             database = self._database(stack, run_dir, manifest)
             start("collector", samplers.collector(config, server_dsn=database.server_dsn, run_dir=run_dir, stop=stop))
             database = self._pooler(stack, database, start, run_dir, manifest)
+            if config.proxy_idle_cut is not None:
+                database = self._through_proxy(start, database, run_dir)
             hosts = self._apps(stack, database, run_dir, manifest)
             app_urls = [host.url for host in hosts] or [str(config.target_url)]
             manifest.data["app_urls"] = app_urls
@@ -193,6 +197,26 @@ class Runner:
         self.echo(f"PgBouncer {bouncer.version} ({pooler.pool_mode} pooling) ready on 127.0.0.1:{bouncer.port}")
         start("pgbouncer_pools", samplers.pgbouncer_pools(self.config, admin_dsn=bouncer.admin_dsn, run_dir=run_dir, stop=self.stop))
         return _Database(server_dsn=database.server_dsn, app_dsn=bouncer.app_dsn, embedded=database.embedded)
+
+    def _through_proxy(
+        self, start: Callable[[str, ManagedProcess], ManagedProcess], database: _Database, run_dir: Path
+    ) -> _Database:
+        """The relay, started before the apps so that it stops after them; only the app's DSN goes through it.
+
+        The collector and the faults keep the direct DSN: they watch the server, not what the proxy lets through.
+        """
+        config = self.config
+        assert config.proxy_idle_cut is not None
+        start("proxy", proxy_process(
+            run_dir=run_dir, upstream=upstream_of(database.app_dsn), idle_cut=config.proxy_idle_cut,
+            mode=config.proxy_mode, client_timeout=config.proxy_client_timeout,
+            # Outlives any run that goes to plan; stops by itself should the runner be killed.
+            max_seconds=config.duration + 2 * config.ready_timeout + 120, stop=self.stop,
+        ))
+        port = relay_port(run_dir)
+        self.echo(f"cloud-proxy emulator on 127.0.0.1:{port}: {config.proxy_mode} cut after {config.proxy_idle_cut:g} s idle")
+        return _Database(server_dsn=database.server_dsn, app_dsn=app_dsn_through(database.app_dsn, port),
+                         embedded=database.embedded)
 
     def _apps(self, stack: ExitStack, database: _Database, run_dir: Path, manifest: Manifest) -> list[AppHost]:
         """The sample app's hosts, ready; none for a --target-url app, once it answers."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from loadtests.analysis.summary import FAIL, PASS, exact_peak, mean_pool_wait_ms
 from loadtests.budget import ServerLimits
-from loadtests.run_folder import SUMMARY, read_json
+from loadtests.run_folder import SCHEMA_VERSION, SUMMARY, read_json
 from loadtests.sweep.recommend import Criteria, recommend
 
 SWEEP_JSON = "sweep.json"
@@ -108,6 +108,7 @@ def summarize_sweep(sweep_dir: Path) -> dict[str, Any]:
         row["usable"] = limits.usable
         row["recommended"] = row["key"] == choice["cell"]
     return {
+        "schema_version": SCHEMA_VERSION,
         "sweep_id": plan["sweep_id"],
         "status": plan["status"],
         "repeat": plan["repeat"],

@@ -1,0 +1,1 @@
+"""What the command line shares between its commands: option groups, durations, the config file, JSON output."""
