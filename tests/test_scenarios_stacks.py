@@ -18,8 +18,10 @@ def _needs_pgbouncer() -> None:
 def test_sqlalchemy_overflow_churn(results_dir):
     run, record, faulty, fixed = _scenario("sqlalchemy-overflow-churn", results_dir)
     _detected(run, record)
-    # The server's log against the engines' own count of connections made (their /metrics).
-    assert faulty["exact"]["sessions"] == faulty["pool"]["connections_opened"]
+    # The server's log against the engines' own count of connections made (their /metrics), which
+    # is scraped once a second: connections opened after the last scrape are in the log only.
+    logged, counted = faulty["exact"]["sessions"], faulty["pool"]["connections_opened"]
+    assert counted <= logged <= counted * 1.05 + 2
     assert faulty["exact"]["sessions"] > 2 * faulty["budget"]["pools_total"]
     assert fixed["exact"]["sessions"] <= fixed["budget"]["pools_total"]
 
