@@ -12,6 +12,7 @@ LOCK_VENV := .lock-venv
 ARGS ?=
 RUNS ?=
 CHROMIUM := /usr/bin/chromium
+PGBOUNCER := /usr/sbin/pgbouncer
 
 .PHONY: help venv loadtest loadtest-ui compare test bench lock clean
 
@@ -55,11 +56,17 @@ compare: $(RUNTIME)
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# `poolcheck run --pgbouncer` starts Debian's pgbouncer itself, one per run: the package's own
+# system service is never used, so it is stopped and disabled right after the install.
+$(PGBOUNCER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer
+	-systemctl disable --now pgbouncer 2>/dev/null || service pgbouncer stop 2>/dev/null || true
+
 # Two test processes: most of a real run's time is waiting on its load shape, not CPU, so two
 # fit on two cores. Tests sharing a module-scoped run are kept together (xdist_group marks).
 TEST_PROCESSES ?= 2
 
-test: $(TEST_EXTRA) $(CHROMIUM)
+test: $(TEST_EXTRA) $(CHROMIUM) $(PGBOUNCER)
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(ARGS)
 
 bench: $(RUNTIME)

@@ -39,7 +39,7 @@ def numbered(query: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", query)
 
 
-def _connect_arguments(settings: Settings) -> dict[str, Any]:
+def connect_arguments(settings: Settings) -> dict[str, Any]:
     """asyncpg's connect() keywords from the libpq DSN (URL or key=value) the app is given."""
     parts = psycopg.conninfo.conninfo_to_dict(settings.DATABASE_URL)
     arguments = {"host": parts.get("host"), "port": int(parts.get("port", 5432)), "user": parts.get("user"),
@@ -61,10 +61,12 @@ class AsyncpgPool:
     async def open(self, *, timeout: float) -> None:
         self._pool = await asyncio.wait_for(
             asyncpg.create_pool(
-                **_connect_arguments(self.settings),
+                **connect_arguments(self.settings),
                 min_size=self.min_size,
                 max_size=self.max_size,
                 max_inactive_connection_lifetime=self.settings.POOL_MAX_IDLE,
+                # 0: no named prepared statements, which transaction pooling would hand to another server connection.
+                statement_cache_size=100 if self.settings.POOL_PREPARE else 0,
                 server_settings={
                     "application_name": application_name(self.settings),
                     "statement_timeout": str(int(self.settings.STATEMENT_TIMEOUT_MS)),

@@ -52,7 +52,13 @@ def _connection_kwargs(settings: Settings) -> dict[str, Any]:
         "application_name": application_name(settings),
         # Reads need no transaction; writes open one explicitly.
         "autocommit": True,
+        **prepare_kwargs(settings),
     }
+
+
+def prepare_kwargs(settings: Settings) -> dict[str, Any]:
+    """psycopg's connect() keywords for POOL_PREPARE: None never prepares; else psycopg's default (5 runs)."""
+    return {} if settings.POOL_PREPARE else {"prepare_threshold": None}
 
 
 def _tracking(base: type, tracker: RefusalTracker) -> type:

@@ -7,6 +7,7 @@ failure table say which limit was hit: the pool, its queue or the server.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -21,8 +22,14 @@ POOL_TIMEOUT = "pool_timeout"
 POOL_QUEUE_FULL = "pool_queue_full"
 DB_TOO_MANY_CONNECTIONS = "db_too_many_connections"
 DB_CONNECTION_CLOSED = "db_connection_closed"
+# A named prepared statement the server connection does not hold, or holds from another
+# client: behind PgBouncer's transaction pooling, statements stay on the server connection
+# they were prepared on, which the next transaction may not get (or another client gets).
+DB_PREPARED_STATEMENT_LOST = "db_prepared_statement_lost"
 DB_ERROR = "db_error"
-ERROR_CLASSES = (POOL_TIMEOUT, POOL_QUEUE_FULL, DB_TOO_MANY_CONNECTIONS, DB_CONNECTION_CLOSED, DB_ERROR)
+ERROR_CLASSES = (
+    POOL_TIMEOUT, POOL_QUEUE_FULL, DB_TOO_MANY_CONNECTIONS, DB_CONNECTION_CLOSED, DB_PREPARED_STATEMENT_LOST, DB_ERROR,
+)
 
 _TOO_MANY_MARKERS = ("too many clients already", "remaining connection slots are reserved")
 _CLOSED_MARKERS = (
@@ -34,6 +41,9 @@ _CLOSED_MARKERS = (
     "connection already closed",
     "ssl connection has been closed unexpectedly",
 )
+
+
+_PREPARED_LOST = re.compile(r"prepared statement \S+ (does not exist|already exists)", re.IGNORECASE)
 
 
 def _mentions(message: str, markers: tuple[str, ...]) -> bool:
@@ -59,6 +69,8 @@ def classify(exc: BaseException, *, refusal: str | None = None) -> str:
         return DB_TOO_MANY_CONNECTIONS
     if _mentions(message, _CLOSED_MARKERS) or isinstance(exc, psycopg.InterfaceError):
         return DB_CONNECTION_CLOSED
+    if _PREPARED_LOST.search(message):
+        return DB_PREPARED_STATEMENT_LOST
     return DB_ERROR
 
 

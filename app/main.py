@@ -9,11 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from . import antipatterns, db
-from .asyncpg_pool import AsyncpgPool, AsyncpgSession, asyncpg_session, install_asyncpg_error_handlers
+from .asyncpg_pool import AsyncpgPool, AsyncpgSession, asyncpg_session, connect_arguments, install_asyncpg_error_handlers
 from .deps import async_session, sync_session
 from .errors import RefusalTracker, install_error_handlers
 from .metrics import PoolTelemetry
@@ -50,8 +51,13 @@ async def _open_asyncpg(app: FastAPI, settings: Settings) -> None:
     pool = AsyncpgPool(settings)
     await pool.open(timeout=settings.POOL_TIMEOUT * 2)
     app.state.pool = pool
-    async with pool.connection() as conn:
+    # Set-up, not load: a connection of its own without the statement cache, so that workers starting
+    # together behind PgBouncer's transaction pooling cannot trip over each other's prepared statements.
+    conn = await asyncpg.connect(**connect_arguments(settings), statement_cache_size=0)
+    try:
         await db.create_schema(AsyncpgSession(conn))
+    finally:
+        await conn.close()
 
 
 async def _open_sqlalchemy(app: FastAPI, settings: Settings) -> None:

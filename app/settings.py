@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     POOL_TIMEOUT: float = Field(5.0, gt=0, description="seconds a request waits for a connection")
     POOL_MAX_WAITING: int = Field(0, ge=0, description="queue length before TooManyRequests; 0 is unbounded")
     POOL_CHECK: bool = Field(True, description="check each connection before handing it out")
+    POOL_PREPARE: bool = Field(
+        True,
+        description="server-side prepared statements (asyncpg's statement cache, psycopg's prepare_threshold);"
+        " off behind PgBouncer's transaction pooling, which hands each transaction any server connection",
+    )
 
     HOLD_MAX_MS: int = Field(10_000, ge=0, description="upper bound of /items/hold")
     STATEMENT_TIMEOUT_MS: int = Field(30_000, ge=0)

@@ -29,7 +29,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from .db import Statement, application_name, configure_sql
+from .db import Statement, application_name, configure_sql, prepare_kwargs
 from .errors import DB_CONNECTION_CLOSED, POOL_TIMEOUT, RefusalTracker, classify, error_response
 from .settings import Settings
 
@@ -75,7 +75,8 @@ class SqlalchemyPool:
         self._counts["connections_num"] += 1
         try:
             conn = await psycopg.AsyncConnection.connect(
-                self.settings.DATABASE_URL, application_name=application_name(self.settings), autocommit=True
+                self.settings.DATABASE_URL, application_name=application_name(self.settings), autocommit=True,
+                **prepare_kwargs(self.settings),
             )
         except psycopg.OperationalError as exc:
             self._counts["connections_errors"] += 1

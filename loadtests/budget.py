@@ -198,3 +198,89 @@ def _sizes(budget: Budget) -> str:
 
 def _uses(budget: Budget, largest: int) -> str:
     return f" (total {budget.total})" if largest > 0 else " (none fits)"
+
+
+# -- behind PgBouncer: two levels ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolerSettings:
+    """PgBouncer's pool settings: its pool mode and the sizes of its pools."""
+
+    pool_mode: str
+    default_pool_size: int
+    reserve_pool_size: int
+    max_client_conn: int
+
+
+@dataclass(frozen=True)
+class PoolerBudget:
+    """Behind PgBouncer the app's pools are PgBouncer's clients, and only PgBouncer's
+    server pools reach the server: each level has its own limit.
+
+    clients: the app's pools (plus PgBouncer's admin clients) against `max_client_conn`;
+    server:  `default_pool_size + reserve_pool_size` per database/user pair (plus the
+             clients that reach the server directly) against the server's usable connections.
+    """
+
+    clients: Budget
+    default_pool_size: int
+    reserve_pool_size: int
+    max_client_conn: int
+    pairs: int = 1  # database/user pairs: the sample app is one role on one database
+    admin_clients: int = 0
+    server_extra_clients: int = 0
+
+    @property
+    def client_total(self) -> int:
+        return self.clients.pools_total + self.admin_clients
+
+    @property
+    def server_pools(self) -> int:
+        return self.pairs * (self.default_pool_size + self.reserve_pool_size)
+
+    @property
+    def server_total(self) -> int:
+        return self.server_pools + self.server_extra_clients
+
+    def clients_fit(self) -> bool:
+        return self.client_total <= self.max_client_conn
+
+    def server_fits(self, limits: ServerLimits) -> bool:
+        return self.server_total <= limits.usable
+
+    def as_dict(self, limits: ServerLimits) -> dict[str, int | bool]:
+        return {
+            "default_pool_size": self.default_pool_size,
+            "reserve_pool_size": self.reserve_pool_size,
+            "max_client_conn": self.max_client_conn,
+            "pairs": self.pairs,
+            "client_total": self.client_total,
+            "clients_fit": self.clients_fit(),
+            "server_pools": self.server_pools,
+            "server_total": self.server_total,
+            "server_usable": limits.usable,
+            "server_fits": self.server_fits(limits),
+        }
+
+
+def explain_pooler(budget: PoolerBudget, limits: ServerLimits) -> list[str]:
+    """Both levels, one line each, as printed before a run behind PgBouncer."""
+    app = budget.clients
+    clients = "fits" if budget.clients_fit() else "does NOT fit"
+    server = "fits" if budget.server_fits(limits) else "does NOT fit"
+    return [
+        f"PgBouncer clients: {app.hosts} hosts x {app.workers} workers x {app.pools_per_worker} {_pools(app)}"
+        f" x {_sizes(app)} + {budget.admin_clients} admin = {budget.client_total};"
+        f" max_client_conn {budget.max_client_conn}; {clients} (headroom {budget.max_client_conn - budget.client_total})",
+        f"PgBouncer server pools: {budget.pairs} database/user pair x (default_pool_size {budget.default_pool_size}"
+        f" + reserve_pool_size {budget.reserve_pool_size}) + {budget.server_extra_clients} extra = {budget.server_total};"
+        f" usable {limits.usable}; {server} (headroom {limits.usable - budget.server_total})",
+    ]
+
+
+def largest_pooler_pool_size(limits: ServerLimits, *, reserve_pool_size: int = 0, pairs: int = 1,
+                             extra_clients: int = 0, headroom_ratio: float = 0.0) -> int:
+    """The largest default_pool_size whose server pools fit the usable connections (0 if none)."""
+    room = allowed(limits, headroom_ratio=headroom_ratio) - extra_clients
+    return max(room // pairs - reserve_pool_size, 0)

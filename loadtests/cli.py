@@ -143,6 +143,13 @@ def cli() -> None:
 @_setting("--max-lifetime", type=SECONDS, help="pool max_lifetime seconds")
 @_setting("--max-waiting", type=int, help="pool max_waiting; 0 is unbounded")
 @_setting("--pool-check/--no-pool-check", help="check connections before use")
+@_setting("--prepared-statements/--no-prepared-statements",
+          help="server-side prepared statements: asyncpg's statement cache, psycopg's prepare_threshold")
+@_setting("--pgbouncer", type=click.Choice(["transaction", "session"]),
+          help="start a real PgBouncer in this pool mode between the app and the embedded server")
+@_setting("--pgbouncer-pool-size", type=int, help="PgBouncer's default_pool_size: server connections per database/user  [default: 20, PgBouncer's]")
+@_setting("--pgbouncer-reserve-pool-size", type=int, help="PgBouncer's reserve_pool_size  [default: 0, PgBouncer's]")
+@_setting("--pgbouncer-max-client-conn", type=int, help="PgBouncer's max_client_conn  [default: 100, PgBouncer's]")
 @_setting("--max-connections", type=int, help="embedded server's max_connections")
 @_setting("--superuser-reserved-connections", type=int, help="embedded server's superuser_reserved_connections")
 @_setting("--reserved-connections", type=int, help="embedded server's reserved_connections")
@@ -472,7 +479,8 @@ def scenario(names: tuple[str, ...], results_dir: Path) -> None:
     """Reproduce known pool failures: a faulty run, then a fixed run, and whether the harness detects it.
 
     NAME: lifetime-expiry, idle-drain, worker-churn, loop-mismatch, server-idle-kill, blocking-loop,
-    overcommit, or all (ends with a table). Each writes results/scenario-NAME-<time>/ with both runs,
+    overcommit, sqlalchemy-overflow-churn, pgbouncer-fixes-overcommit, prepared-statements-behind-pgbouncer,
+    or all (ends with a table). Each writes results/scenario-NAME-<time>/ with both runs,
     scenario.json and scenario.txt. Exit codes: 0 every failure detected and its fix clean, 1 not,
     2 bad input, 130 interrupted.
     """

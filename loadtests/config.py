@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.settings import APP_PATTERNS, check_pattern_pool_kind
 
-from loadtests.budget import Budget, ServerLimits
+from loadtests.budget import Budget, PoolerBudget, PoolerSettings, ServerLimits
 from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
 from loadtests.redact import redact_dsn
 from loadtests.shapes import BURST, DEFAULT_LOAD, Stage, burst_stages
@@ -75,6 +75,10 @@ def _check_locustfile(path: Path) -> Path:
     return path.resolve()
 
 
+# PgBouncer's own defaults (pgbouncer.ini): default_pool_size, reserve_pool_size, max_client_conn
+PGBOUNCER_DEFAULTS = {"pgbouncer_pool_size": 20, "pgbouncer_reserve_pool_size": 0, "pgbouncer_max_client_conn": 100}
+PGBOUNCER_ADMIN_CLIENTS = 1  # the SHOW POOLS sampler is one of PgBouncer's clients
+
 SQLALCHEMY = "sqlalchemy"
 SQLALCHEMY_DEFAULTS = {"pool_size": 5, "max_overflow": 10}  # create_async_engine's own
 MAX_POOL = 1000  # the most connections one pool may hold, as the options allow
@@ -99,6 +103,7 @@ class RunConfig(BaseModel):
     max_lifetime: float = Field(3600.0, gt=0)
     max_waiting: int = Field(0, ge=0)
     pool_check: bool = True
+    prepared_statements: bool = Field(True, description="asyncpg's statement cache and psycopg's prepare_threshold")
     other_clients: int = Field(0, ge=0, le=10_000)
 
     # Server
@@ -181,6 +186,61 @@ class RunConfig(BaseModel):
         if self.server_log is not None and self.dsn is None:
             raise ValueError("--server-log: only with --dsn; the embedded server's log is read already")
         return self
+
+    # PgBouncer between the app and the embedded server (loadtests/run/pgbouncer.py); None: PgBouncer's default
+    pgbouncer: Literal["transaction", "session"] | None = None
+    pgbouncer_pool_size: int | None = Field(None, ge=1, le=MAX_POOL, description="default_pool_size")
+    pgbouncer_reserve_pool_size: int | None = Field(None, ge=0, le=MAX_POOL, description="reserve_pool_size")
+    pgbouncer_max_client_conn: int | None = Field(None, ge=1, le=100_000, description="max_client_conn")
+
+    @model_validator(mode="after")
+    def _pgbouncer_options(self) -> "RunConfig":
+        sized = [name for name in PGBOUNCER_DEFAULTS if getattr(self, name) is not None]
+        if sized and self.pgbouncer is None:
+            raise ValueError(f"--{sized[0].replace('_', '-')}: sizes PgBouncer's pools; needs --pgbouncer transaction|session")
+        if self.pgbouncer is not None and self.dsn is not None:
+            raise ValueError("--pgbouncer: starts PgBouncer in front of the embedded server only, not a --dsn server")
+        return self
+
+    @model_validator(mode="after")
+    def _psycopg_pool_options(self) -> "RunConfig":
+        """A SQLAlchemy engine has no min_size, max_idle or max_waiting: say so rather than ignore them."""
+        if self.pool_kind == SQLALCHEMY:
+            # A value other than the default: a config rebuilt from model_dump() (a sweep cell) sets every field.
+            given = [name for name in ("min_size", "max_idle", "max_waiting")
+                     if name in self.model_fields_set and getattr(self, name) != type(self).model_fields[name].default]
+            if given:
+                raise ValueError(f"--{given[0].replace('_', '-')}: psycopg's pool setting; a SQLAlchemy engine has none"
+                                 " (it keeps --pool-size and closes the overflow on return)")
+        return self
+
+    def pooler(self) -> PoolerSettings | None:
+        """PgBouncer's pool settings for this run, PgBouncer's own defaults where none is given; None without --pgbouncer."""
+        if self.pgbouncer is None:
+            return None
+        sizes = {name: PGBOUNCER_DEFAULTS[name] if getattr(self, name) is None else getattr(self, name)
+                 for name in PGBOUNCER_DEFAULTS}
+        return PoolerSettings(
+            pool_mode=self.pgbouncer,
+            default_pool_size=sizes["pgbouncer_pool_size"],
+            reserve_pool_size=sizes["pgbouncer_reserve_pool_size"],
+            max_client_conn=sizes["pgbouncer_max_client_conn"],
+        )
+
+    @property
+    def pooler_budget(self) -> PoolerBudget | None:
+        """The two levels behind PgBouncer; None without it."""
+        pooler = self.pooler()
+        if pooler is None:
+            return None
+        return PoolerBudget(
+            clients=self.budget,
+            default_pool_size=pooler.default_pool_size,
+            reserve_pool_size=pooler.reserve_pool_size,
+            max_client_conn=pooler.max_client_conn,
+            admin_clients=PGBOUNCER_ADMIN_CLIENTS,
+            server_extra_clients=COLLECTOR_CLIENTS + self.other_clients,
+        )
 
     # Failure scenarios (loadtests/scenarios/catalog.py): a deliberate anti-pattern of the sample app, worker churn
     app_pattern: str = Field("default", description="APP_PATTERN of the sample app (app/antipatterns.py)")
@@ -383,6 +443,7 @@ class RunConfig(BaseModel):
             "POOL_TIMEOUT": str(self.pool_timeout),
             "POOL_MAX_WAITING": str(self.max_waiting),
             "POOL_CHECK": "true" if self.pool_check else "false",
+            "POOL_PREPARE": "true" if self.prepared_statements else "false",
             "APP_PATTERN": self.app_pattern,
             "MAX_REQUESTS": str(self.max_requests),
             "PRELOAD_APP": "1" if self.preload else "0",

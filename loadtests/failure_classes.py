@@ -16,6 +16,7 @@ ERROR_CLASSES = (
     "pool_queue_full",
     "db_too_many_connections",
     "db_connection_closed",
+    "db_prepared_statement_lost",  # behind PgBouncer's transaction pooling (loadtests/run/pgbouncer.py)
     "db_error",
     HTTP_CONNECTION_ERROR,
 )

@@ -47,6 +47,11 @@ FAULTS_JSONL = "faults.jsonl"
 # -- the cloud-proxy emulator (loadtests/proxy/) ----------------------------------
 PROXY_EVENTS_JSONL = "proxy_events.jsonl"
 PROXY_LOG = "proxy.log"
+# -- PgBouncer between the app and the server (loadtests/run/pgbouncer.py) ----------
+PGBOUNCER = "pgbouncer"  # the collector's name for PgBouncer's server connections
+PGBOUNCER_INI = "pgbouncer.ini"  # its settings; the auth file with the passwords is never here
+PGBOUNCER_LOG = "pgbouncer.log"
+PGBOUNCER_POOLS_CSV = "pgbouncer_pools.csv"  # SHOW POOLS, sampled (loadtests/sources/pgbouncer_pools.py)
 
 # The sample app's connections are named `poolcheck-app:<worker pid>`; the
 # manifest records the name ("" for an app of your own, which names its own).

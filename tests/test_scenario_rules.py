@@ -142,9 +142,10 @@ def test_detected_only_when_the_faulty_half_shows_the_failure_and_the_fixed_one_
 
 
 def test_every_half_is_a_valid_config_and_only_faulty_halves_use_anti_patterns(tmp_path):
-    assert len(NAMES) == 10 and set(NAMES) == {
+    assert len(NAMES) == 13 and set(NAMES) == {
         "lifetime-expiry", "lifetime-expiry-async", "idle-drain", "worker-churn", "loop-mismatch", "server-idle-kill",
-        "proxy-silent-drop", "host-vanishes", "blocking-loop", "overcommit"}
+        "proxy-silent-drop", "host-vanishes", "blocking-loop", "overcommit",
+        "sqlalchemy-overflow-churn", "pgbouncer-fixes-overcommit", "prepared-statements-behind-pgbouncer"}
     for scenario in SCENARIOS:
         fixed = scenario.config("fixed", results_dir=tmp_path)
         # lifetime-expiry's fix is one change: the per-request autocommit stays, inside the block.
@@ -205,7 +206,8 @@ def test_unknown_scenario_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "poolcheck: error: unknown scenario 'nope'; known: lifetime-expiry, lifetime-expiry-async, idle-drain,"
-        " worker-churn, loop-mismatch, server-idle-kill, proxy-silent-drop, host-vanishes, blocking-loop, overcommit"]
+        " worker-churn, loop-mismatch, server-idle-kill, proxy-silent-drop, host-vanishes, blocking-loop, overcommit,"
+        " sqlalchemy-overflow-churn, pgbouncer-fixes-overcommit, prepared-statements-behind-pgbouncer"]
     assert not results.exists()
 
 

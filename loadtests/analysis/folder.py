@@ -29,6 +29,7 @@ from loadtests.run_folder import (
     LOCUST_HISTORY_CSV,
     LOCUST_STATS_CSV,
     MANIFEST,
+    PGBOUNCER_POOLS_CSV,
     POOL_STATS_CSV,
     PROXY_EVENTS_JSONL,
     REQUESTS_BY_SECOND_CSV,
@@ -40,6 +41,7 @@ from loadtests.run_folder import (
     read_json,
 )
 from loadtests.sources.collector import clock_origin, read_connections
+from loadtests.sources.pgbouncer_pools import read_pools
 from loadtests.sources.pool_stats import read_pool_stats, read_workers
 from loadtests.sources.server_log import Refusal, Session, find_log, read_records, rebuild_sessions
 
@@ -111,6 +113,11 @@ class RunFolder:
         """connections.csv, parsed (loadtests/sources/collector.py)."""
         path = self.file(CONNECTIONS_CSV)
         return read_connections(path) if path.exists() else []
+
+    @cached_property
+    def pgbouncer_pools(self) -> list[dict[str, Any]]:
+        """pgbouncer_pools.csv: PgBouncer's SHOW POOLS per sample, for a run behind it; empty otherwise."""
+        return read_pools(self.file(PGBOUNCER_POOLS_CSV))
 
     @cached_property
     def pool_stats(self) -> list[dict[str, Any]]:

@@ -147,6 +147,22 @@ def production_drain(*, peak_per_worker: int, min_size: int, max_size: int, prod
     }
 
 
+def engine_production_drain(*, peak_per_worker: int, pool_size: int) -> dict[str, Any]:
+    """A SQLAlchemy engine (QueuePool): its overflow closes as each connection is returned, so
+    nothing waits for an idle timer; its base pool never shrinks, so what it opened up to
+    pool_size stays open for good (pool_recycle only replaces a connection, on its next checkout)."""
+    return {
+        "max_idle_s": None,
+        "peak_per_worker": peak_per_worker,
+        "extra_per_worker": 0,  # nothing above the floor lingers: the overflow is closed on return
+        "overflow_closed_per_worker": max(peak_per_worker - pool_size, 0),
+        "kept_per_worker": min(peak_per_worker, pool_size),
+        "predicted_drain_s": 0.0,
+        "predicted_drain": human_duration(0),
+        "rule": "overflow closed on return; pool_size kept, never shrinks",
+    }
+
+
 def human_duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"

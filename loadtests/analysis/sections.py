@@ -119,16 +119,23 @@ def _drain(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
     load_start = folder.load_start
     total, per_worker, source = _app_steps(rows, log, app_prefix)
     active = lifecycle.sampled_steps(rows, keep=lambda a: a.startswith(app_prefix), states=("active",))
-    target = config["hosts"] * config["workers"] * config["min_size"]
+    # A SQLAlchemy engine drains to pool_size at once (its overflow closes on return) and never below.
+    engine = config.get("pool_kind") == "sqlalchemy" and config.get("pool_size") is not None
+    floor = config["pool_size"] if engine else config["min_size"]
+    max_idle = 0.0 if engine else config["max_idle"]
+    target = config["hosts"] * config["workers"] * floor
     bursts = []
     windows = lifecycle.burst_windows(manifest.get("shape", []), load_start=load_start) if load_start is not None else []
     for window in lifecycle.windows_that_ran(windows, load_end=folder.load_end):
         figures = lifecycle.drain_after(
             window, total=total, per_worker=per_worker, active=active, quiet_users=config["baseline_users"],
-            target=target, min_size=config["min_size"], max_idle=config["max_idle"],
+            target=target, min_size=floor, max_idle=max_idle,
         )
         bursts.append({"burst_end_s": None if origin is None else round(window[1] - origin, 3), **figures})
     peak_per_worker = max((b["peak_per_worker"] for b in bursts), default=0)
+    if engine:
+        production = lifecycle.engine_production_drain(peak_per_worker=peak_per_worker, pool_size=floor)
+        return {"source": source, "max_idle_s": None, "rule": production["rule"], "bursts": bursts, "production": production}
     production = lifecycle.production_drain(
         peak_per_worker=peak_per_worker,
         min_size=config["min_size"],
@@ -192,6 +199,12 @@ def _lifecycle_lines(section: dict[str, Any]) -> list[str]:
     drain = section.get("drain", {})
     lines += [_burst_line(i, b) for i, b in enumerate(drain.get("bursts", []), start=1)]
     production = drain.get("production")
+    if production and production.get("kept_per_worker"):
+        lines.append(
+            f"drain in production (SQLAlchemy engine): the {production['overflow_closed_per_worker']} overflow"
+            f" connections per worker close as they are returned; the {production['kept_per_worker']} of pool_size"
+            " stay open for good (a QueuePool never shrinks)"
+        )
     if production and production["extra_per_worker"]:
         lines.append(
             f"drain in production (max_idle {production['max_idle_s']:g} s): the {production['extra_per_worker']}"

@@ -15,6 +15,7 @@ from loadtests.analysis.app_errors import app_error_texts
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.analysis.headroom import DEFAULT_TARGET, headroom_of, verdict_with_headroom
 from loadtests.analysis.load_spread import load_spread
+from loadtests.analysis.pgbouncer_figures import pgbouncer_section, pooler_reasons
 from loadtests.analysis.sections import accounting_sections
 from loadtests.analysis.threshold_checks import check_thresholds, threshold_reason
 from loadtests.budget import ServerLimits
@@ -169,18 +170,23 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
     requests = request_figures(folder)
     errors = errors_by_class(folder)
     accounting = accounting_sections(folder, sampled=figures)
+    pooler = pgbouncer_section(folder)
+    # Behind PgBouncer only its server pools reach the server: they are what the server's limit checks.
+    server_side = pooler["budget"] if pooler and pooler.get("budget") else None
     verdict, reasons = decide(
         peak=figures["peak"],
         harness_clients=budget["extra_clients"] - config["other_clients"],
-        pools_total=budget["pools_total"],
+        pools_total=server_side["server_pools"] if server_side else budget["pools_total"],
         usable=server["usable"],
         requests=requests,
         errors=errors,
         max_failure_ratio=config["max_failure_ratio"],
         samples=figures["samples"],
         refusals=accounting["exact"].get("refusals"),
-        budget_total=budget["total"],
+        budget_total=server_side["server_total"] if server_side else budget["total"],
     )
+    if pooler and pooler_reasons(pooler):
+        verdict, reasons = FAIL, [*pooler_reasons(pooler), *(reasons if verdict == FAIL else [])]
     status = manifest.get("status", "unknown")
     if status == INTERRUPTED:
         verdict = INTERRUPTED
@@ -207,6 +213,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "errors_by_class": errors,
         "faults": fault_figures(folder, pools_total=budget["pools_total"]),
         **accounting,
+        **({"pgbouncer": pooler} if pooler else {}),
         "sample_interval_s": config["sample_interval"],
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),

@@ -8,6 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from loadtests.analysis.pgbouncer_figures import PoolerSeries
 from loadtests.analysis.timeline import Connections, Load
 
 TEMPLATE = "plotly_white"
@@ -131,6 +132,22 @@ def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: M
     figure.update_xaxes(title_text=_TIME_AXIS, row=2, col=1)
     figure.update_layout(updatemenus=[_view_menu(visibility, names, always=2)])
     return _layout(figure, title="Connections and load", height=640)
+
+
+def pgbouncer(conn: Connections, pooler: PoolerSeries, *, limits: list[LimitLine], marks: Marks) -> go.Figure:
+    """Behind PgBouncer: the app's connections to it and its server connections, on the server's time axis."""
+    figure = go.Figure()
+    figure.add_trace(_step(pooler.t, pooler.clients, "PgBouncer clients (the app's connections)", line={"color": "#1f77b4"}))
+    figure.add_trace(_step(pooler.t, pooler.waiting, "clients waiting (cl_waiting)", line={"color": "#d62728", "dash": "dot"}))
+    figure.add_trace(_step(pooler.t, pooler.server, "PgBouncer's server connections (SHOW POOLS)", line={"color": "#2ca02c"}))
+    figure.add_trace(_step(conn.t, conn.total, "server connections (pg_stat_activity)", line={"color": "#7f7f7f", "dash": "dash"}))
+    for limit in limits:
+        figure.add_hline(y=limit.value, line_color=limit.color, line_dash=limit.dash,
+                         annotation_text=f"{limit.label} {limit.value}", annotation_position="top left")
+    _mark(figure, marks, rows=1)
+    figure.update_yaxes(title_text="connections", rangemode="tozero")
+    figure.update_xaxes(title_text=_TIME_AXIS)
+    return _layout(figure, title="PgBouncer: its clients and its server connections", height=420)
 
 
 def latency(load: Load, *, marks: Marks) -> go.Figure:

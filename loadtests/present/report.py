@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.analysis.folder import RunFolder
+from loadtests.analysis.pgbouncer_figures import pooler_series
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import burst_drains, exact_peak
 from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_class, fault_marks, pool_stats, read_series
@@ -30,7 +31,7 @@ logger = logging.getLogger("poolcheck.report")
 # Summary keys the page shows in its own sections; any other key gets a table of its own.
 _SHOWN_KEYS = {
     "run_id", "verdict", "reasons", "complete", "budget", "server", "peak_connections", "peak_connections_at_s",
-    "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at", "advice", "warnings",
+    "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at", "advice", "warnings", "pgbouncer",
     # told near the top ("What the server and the pools saw"), in the charts and the workers' table
     "connections", "pool", "exact", "lifecycle", "schema_version",
     "thresholds", "checks_verdict",
@@ -60,8 +61,11 @@ def render_report(run: RunFolder | Path) -> str:
 
 def limit_lines(summary: dict[str, Any]) -> list[charts.LimitLine]:
     server = summary["server"]
+    pooler = summary.get("pgbouncer", {}).get("budget")
     return [
-        charts.LimitLine("budget", summary["budget"]["total"], "#1f77b4"),
+        # Behind PgBouncer the server's connections are PgBouncer's server pools (+ the harness's own).
+        charts.LimitLine("PgBouncer server pools" if pooler else "budget",
+                         pooler["server_total"] if pooler else summary["budget"]["total"], "#1f77b4"),
         charts.LimitLine("usable", server["usable"], "#ef6c00"),
         charts.LimitLine("max_connections", server["max_connections"], "#c62828", dash="solid"),
     ]
@@ -84,6 +88,9 @@ def _charts(run: RunSeries, drains: list[dict[str, Any]], *, colors: dict[str, s
     ]
     if run.summary["requests"]["failures"]:
         figures.append(("failures", charts.failures(failures_by_class(run.folder, t0=run.t0), run.load, marks=marks)))
+    if run.folder.pgbouncer_pools:
+        figures.append(("pgbouncer", charts.pgbouncer(run.connections, pooler_series(run.folder, t0=run.t0),
+                                                      limits=limit_lines(run.summary), marks=marks)))
     pool = pool_stats(run.folder, t0=run.t0)
     if pool:
         figures.append(("pool", charts.pool(pool, marks=marks, worker_colors=colors)))
@@ -128,11 +135,35 @@ def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     exact = exact_peak(summary)
     if exact is not None:
         rows.append(("peak exact", display(exact), "from the server's connection log"))
-    return rows
+    return rows + _pooler_rows(summary)
+
+
+def _pooler_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Behind PgBouncer, its two levels: the app's pools against max_client_conn, its server pools against usable."""
+    section = summary.get("pgbouncer") or {}
+    p = section.get("budget")
+    if not p:
+        return []
+    return [
+        ("PgBouncer clients may be", str(p["client_total"]), f"the pools above + the admin sampler; max_client_conn {p['max_client_conn']}"
+                                                             f" ({'fits' if p['clients_fit'] else 'does NOT fit'})"),
+        ("PgBouncer server pools", str(p["server_pools"]), f"{p['pairs']} database/user pair x (default_pool_size"
+                                                            f" {p['default_pool_size']} + reserve_pool_size {p['reserve_pool_size']})"),
+        ("server side total", str(p["server_total"]), f"+ the harness's own; usable {p['server_usable']}"
+                                                       f" ({'fits' if p['server_fits'] else 'does NOT fit'})"),
+        ("peak PgBouncer clients", str(section["peak_clients"]), f"SHOW POOLS; up to {section['peak_clients_waiting']} waiting,"
+                                                                  f" max wait {section['max_wait_s']} s"),
+        ("peak PgBouncer server conns", str(section["peak_server_connections"]), "SHOW POOLS"),
+    ]
 
 
 def _budget_line(summary: dict[str, Any]) -> str:
     b, s = summary["budget"], summary["server"]
+    pooler = summary.get("pgbouncer", {}).get("budget")
+    if pooler:
+        return (f"behind PgBouncer: clients {pooler['client_total']} of max_client_conn {pooler['max_client_conn']};"
+                f" server side {pooler['server_total']} of usable {pooler['server_usable']}"
+                f" ({'fits' if pooler['server_fits'] else 'does NOT fit'})")
     budget = Budget(hosts=b["hosts"], workers=b["workers"], max_size=b["max_size"],
                     pools_per_worker=b.get("pools_per_worker", 1), extra_clients=b["extra_clients"],
                     max_overflow=b.get("max_overflow"))

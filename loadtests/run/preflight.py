@@ -45,12 +45,31 @@ def preflight(config: RunConfig) -> ServerLimits:
     _check_writable(config.results_dir)
     _check_app_ports_free(config)
     _check_web_port_free(config)
-    if not budget_math.fits(config.budget, limits) and not config.allow_overcommit:
+    if config.pooler_budget is not None:
+        _check_pooler(config, limits)
+    elif not budget_math.fits(config.budget, limits) and not config.allow_overcommit:
         raise Refused(
             f"refused: {budget_math.explain(config.budget, limits)}; "
             "lower --max-size or --workers, or pass --allow-overcommit to see the failure"
         )
     return limits
+
+
+def _check_pooler(config: RunConfig, limits: ServerLimits) -> None:
+    """Behind PgBouncer both levels must fit: the app's pools its max_client_conn, its server pools the server."""
+    from loadtests.run.pgbouncer import require_binary
+
+    require_binary()
+    budget = config.pooler_budget
+    assert budget is not None
+    if config.allow_overcommit:
+        return
+    clients, server = budget_math.explain_pooler(budget, limits)
+    if not budget.clients_fit():
+        raise Refused(f"refused: {clients}; raise --pgbouncer-max-client-conn, or pass --allow-overcommit to see the failure")
+    if not budget.server_fits(limits):
+        raise Refused(f"refused: {server}; lower --pgbouncer-pool-size or --pgbouncer-reserve-pool-size,"
+                      " or pass --allow-overcommit to see the failure")
 
 
 def _check_proxy_upstream(dsn: str, config: RunConfig) -> None:

@@ -3,6 +3,7 @@
     preflight (budget, inputs)     run/preflight.py     refused: nothing started
     -> run folder + manifest       run/manifest.py      pids on record as each child starts
     -> embedded server | --dsn     run/embedded_server.py
+    -> PgBouncer (--pgbouncer)     run/pgbouncer.py     + its SHOW POOLS sampler
     -> collector                   run/samplers.py
     -> cloud-proxy emulator        run/proxy_process.py  (--proxy-idle-cut: the app's DSN goes through it)
     -> gunicorn x hosts | target   run/app_hosts.py
@@ -36,6 +37,7 @@ from loadtests.run.leftovers import clean_leftovers
 from loadtests.run.load_watch import FaultTargets, watch_load
 from loadtests.run.manifest import Manifest
 from loadtests.run.own_app import url_password
+from loadtests.run.pgbouncer import pgbouncer
 from loadtests.run.processes import ManagedProcess
 from loadtests.run.proxy_process import app_dsn_through, proxy_process, relay_port, upstream_of
 from loadtests.run.signals import Stop, counting_signals
@@ -75,7 +77,11 @@ class Runner:
             label = "-".join(filter(None, (self.label, f"w{config.workers}-m{config.max_size}-{config.pool_kind}")))
             self.run_dir = run_dir = new_run_dir(config.results_dir, label=label)
             self.manifest = manifest = Manifest(run_dir, config=config, limits=self.limits, redact=self.redact)
-            self.echo(budget_math.explain(config.budget, self.limits))
+            if config.pooler_budget is not None:
+                for line in budget_math.explain_pooler(config.pooler_budget, self.limits):
+                    self.echo(line)
+            else:
+                self.echo(budget_math.explain(config.budget, self.limits))
             status = self._run_guarded(run_dir, manifest)
             return finish(
                 status, config=config, run_dir=run_dir, manifest=manifest, redact=self.redact, stop=self.stop,
@@ -108,6 +114,7 @@ class Runner:
         with ExitStack() as stack:
             database = self._database(stack, run_dir, manifest)
             start("collector", samplers.collector(config, server_dsn=database.server_dsn, run_dir=run_dir, stop=stop))
+            database = self._pooler(stack, database, start, run_dir, manifest)
             if config.proxy_idle_cut is not None:
                 database = self._through_proxy(start, database, run_dir)
             hosts = self._apps(stack, database, run_dir, manifest)
@@ -166,6 +173,34 @@ class Runner:
         assert server.process is not None
         manifest.track("postgres", server.process)
         return _Database(server_dsn=server.superuser_dsn, app_dsn=server.app_dsn, embedded=server)
+
+    def _pooler(
+        self, stack: ExitStack, database: _Database, start: Callable[[str, ManagedProcess], ManagedProcess],
+        run_dir: Path, manifest: Manifest,
+    ) -> _Database:
+        """With --pgbouncer: PgBouncer in front of the server, and its sampler; the app then gets PgBouncer's DSN."""
+        pooler, budget = self.config.pooler(), self.config.pooler_budget
+        if pooler is None or budget is None:
+            return database
+        assert database.embedded is not None
+        app = psycopg.conninfo.conninfo_to_dict(database.app_dsn)
+        bouncer = stack.enter_context(
+            pgbouncer(
+                pooler, run_dir=run_dir, server_port=database.embedded.port, database=str(app["dbname"]),
+                app_user=str(app["user"]), app_password=str(app["password"]),
+                ready_timeout=self.config.ready_timeout, cancelled=self.stop, forced=self.stop.forced,
+            )
+        )
+        self.redact.add(*bouncer.passwords)
+        assert bouncer.process is not None
+        manifest.track("pgbouncer", bouncer.process)
+        manifest.update(pgbouncer={
+            "version": bouncer.version, "port": bouncer.port, "pool_mode": pooler.pool_mode,
+            "ready_seconds": bouncer.ready_seconds, "budget": budget.as_dict(self.limits),
+        })
+        self.echo(f"PgBouncer {bouncer.version} ({pooler.pool_mode} pooling) ready on 127.0.0.1:{bouncer.port}")
+        start("pgbouncer_pools", samplers.pgbouncer_pools(self.config, admin_dsn=bouncer.admin_dsn, run_dir=run_dir, stop=self.stop))
+        return _Database(server_dsn=database.server_dsn, app_dsn=bouncer.app_dsn, embedded=database.embedded)
 
     def _through_proxy(
         self, start: Callable[[str, ManagedProcess], ManagedProcess], database: _Database, run_dir: Path

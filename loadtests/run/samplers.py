@@ -14,7 +14,7 @@ from pathlib import Path
 from loadtests.config import RunConfig
 from loadtests.run.processes import ManagedProcess, child_env
 from loadtests.run.signals import Stop
-from loadtests.run_folder import CONNECTIONS_CSV, POOL_STATS_CSV
+from loadtests.run_folder import CONNECTIONS_CSV, PGBOUNCER, PGBOUNCER_POOLS_CSV, POOL_STATS_CSV
 from loadtests.sources.csv_tail import has_data_row
 
 
@@ -27,7 +27,8 @@ def collector(config: RunConfig, *, server_dsn: str, run_dir: Path, stop: Stop) 
         run_dir=run_dir,
         stop=stop,
         interval=config.sample_interval,
-        args=[arg for spec in config.watch.as_specs() for arg in ("--watch", spec)],
+        args=[arg for spec in config.watch.as_specs() for arg in ("--watch", spec)]
+        + (["--pooler", PGBOUNCER] if config.pgbouncer else []),
         ready=lambda: has_data_row(csv_path),
         env=child_env(POOLCHECK_DSN=server_dsn),
     )
@@ -44,6 +45,21 @@ def scraper(config: RunConfig, *, app_urls: list[str], app_prefix: str, run_dir:
         args=["--app-prefix", app_prefix, *(arg for url in app_urls for arg in ("--url", url))],
         ready=(run_dir / POOL_STATS_CSV).exists,
         env=child_env(),
+    )
+
+
+def pgbouncer_pools(config: RunConfig, *, admin_dsn: str, run_dir: Path, stop: Stop) -> ManagedProcess:
+    """PgBouncer's SHOW POOLS every `sample_interval`; the admin DSN goes through the environment, never argv."""
+    # Ready once connected (the header is written): the app's pool has no row until its first client.
+    return _sampler(
+        "pgbouncer_pools",
+        config,
+        run_dir=run_dir,
+        stop=stop,
+        interval=config.sample_interval,
+        args=[],
+        ready=(run_dir / PGBOUNCER_POOLS_CSV).exists,
+        env=child_env(POOLCHECK_PGBOUNCER_DSN=admin_dsn),
     )
 
 

@@ -236,6 +236,39 @@ def server_refused_connections(summary: Summary) -> Finding:
     return Finding(failed > 0 or refusals > 0 or peak + harness >= usable, brief, seen)
 
 
+CHURN_FACTOR = 2  # connections opened above this many times what the pools hold: opened and closed, not kept
+
+
+def connections_churned(summary: Summary) -> Finding:
+    """More connections opened (the server's log) than the pools hold, many times over: opened per burst, closed on return."""
+    exact = summary.get("exact", {})
+    if not exact.get("available"):
+        return Finding(None, "not measured", "no server log: the connections opened were not counted")
+    opened, held = int(exact.get("sessions", 0)), summary["budget"]["pools_total"]
+    requests = summary["requests"]
+    load_s = requests["total"] / requests["rps"] if requests["rps"] else 0.0
+    rate = f"{opened / load_s:.1f} connects/s" if load_s else "rate unknown"
+    seen = (f"{opened} connections opened in {load_s:.0f} s of load ({rate}; the server's log)"
+            f" for {requests['total']} requests; the engines hold at most {held}")
+    return Finding(opened > CHURN_FACTOR * held, f"{opened} opened / {held} held, {rate}", seen)
+
+
+def overcommit_without_pooler(summary: Summary) -> Finding:
+    """The server's limit reached by the app's pools; behind PgBouncer, its server pools within it."""
+    found = server_refused_connections(summary)
+    pooler = summary.get("pgbouncer")
+    if not pooler:
+        return found
+    behind = (f"; behind PgBouncer ({pooler['pool_mode']}): {pooler['peak_clients']} client connections,"
+              f" {pooler['peak_server_connections']} server connections (its pools {pooler['budget']['server_pools']})")
+    return Finding(found.present, found.brief, found.seen + behind)
+
+
+def prepared_statement_lost(summary: Summary) -> Finding:
+    missing = _errors(summary, "db_prepared_statement_lost")
+    return Finding(missing > 0, f"db_prepared_statement_lost {missing}", _failures(summary))
+
+
 def _largest_fitting_size(faulty: RunConfig) -> dict[str, Any]:
     size = largest_max_size(faulty.budget, faulty.embedded_limits())
     if size < 1:
@@ -422,6 +455,52 @@ SCENARIOS: tuple[Scenario, ...] = (
         fixed_code="loadtests/budget.py: largest_max_size",
         single_change="max_size at most (usable - other clients) // (hosts x workers): `poolcheck budget` prints it",
         fit_fixed=_largest_fitting_size,
+    ),
+    Scenario(
+        name="sqlalchemy-overflow-churn",
+        reproduces="a SQLAlchemy engine whose pool_size is far below the burst opens its overflow on every"
+        " burst and closes each overflow connection as it is returned: connects all the time",
+        faulty_pattern="--pool-kind sqlalchemy, pool_size 1 and max_overflow 10 per worker, 8 requests in flight"
+        " per worker in a burst",
+        fix="pool_size sized for the burst (8) with a small max_overflow (2): the engine keeps its connections",
+        expected_faulty=f"more than {CHURN_FACTOR} x what the engines hold opened (the server's log): connects per second",
+        expected_fixed="about as many connections opened as the engines hold",
+        rule=connections_churned,
+        shared={"pool_kind": "sqlalchemy", "max_size": None, "hold_ms": 100, "duration": 10.0, "quiet_seconds": 1.0,
+                "burst_seconds": 8.0, "burst_users": 16, "baseline_users": 2},
+        faulty={"pool_size": 1, "max_overflow": 10},
+        fixed={"pool_size": 8, "max_overflow": 2},
+    ),
+    Scenario(
+        name="pgbouncer-fixes-overcommit",
+        reproduces="pools whose budget exceeds the server's usable connections, directly and through PgBouncer",
+        faulty_pattern="2 workers x max_size 8 against max_connections 13 (10 usable), straight to the server"
+        " (--allow-overcommit)",
+        fix="the same pools through PgBouncer in transaction mode: default_pool_size 4 + reserve_pool_size 1"
+        " server connections (--pgbouncer transaction --no-prepared-statements)",
+        expected_faulty="the peak at the server's limit, connections refused",
+        expected_fixed="the run passes: 16 client connections to PgBouncer, at most 5 of PgBouncer's to the server",
+        rule=overcommit_without_pooler,
+        shared={"max_connections": 13, "max_size": 8, "pool_timeout": 5.0, "hold_ms": 400, "duration": 10.0,
+                "quiet_seconds": 1.0, "burst_seconds": 8.0, "burst_users": 16, "prepared_statements": False},
+        faulty={"allow_overcommit": True},
+        fixed={"pgbouncer": "transaction", "pgbouncer_pool_size": 4, "pgbouncer_reserve_pool_size": 1},
+    ),
+    Scenario(
+        name="prepared-statements-behind-pgbouncer",
+        reproduces="under PgBouncer's transaction pooling a named prepared statement lives on one server"
+        " connection; the next transaction may get another: \"prepared statement ... does not exist\"",
+        faulty_pattern="asyncpg's statement cache (statement_cache_size 100, its default) through PgBouncer 1.18"
+        " in transaction mode (psycopg's prepare_threshold 5 fails the same way)",
+        fix="statement_cache_size=0 (asyncpg), prepare_threshold=None (psycopg): --no-prepared-statements;"
+        " or PgBouncer 1.21 or newer with max_prepared_statements > 0, which tracks them itself",
+        expected_faulty="db_prepared_statement_lost failures",
+        expected_fixed="no failure",
+        rule=prepared_statement_lost,
+        shared={"pool_kind": "asyncpg", "pgbouncer": "transaction", "pgbouncer_pool_size": 3, "duration": 8.0,
+                "quiet_seconds": 1.0, "burst_seconds": 6.0, "burst_users": 12, "hold_ms": 50},
+        faulty={"prepared_statements": True},
+        fixed={"prepared_statements": False},
     ),
 )
 

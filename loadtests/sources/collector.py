@@ -187,10 +187,14 @@ class Collector:
     """Samples on a fixed schedule until asked to stop."""
 
     def __init__(
-        self, *, dsn: str, out_dir: Path, interval: float, max_seconds: float, watch: WatchFilter = WatchFilter()
+        self, *, dsn: str, out_dir: Path, interval: float, max_seconds: float, watch: WatchFilter = WatchFilter(),
+        pooler: str | None = None,
     ) -> None:
         self.dsn = dsn
         self.watch = watch
+        # Behind a pooler every backend is the pooler's: the application_name it carries is
+        # only that of the last client it served, so it names no worker.
+        self.pooler = pooler
         self.owners = SocketOwners()  # its lookup learns the server's port on connect
         self.out_dir = out_dir
         self.interval = interval
@@ -217,6 +221,8 @@ class Collector:
     def _attributed(self, rows: list[Sequence[Any]]) -> list[tuple[str, str, float, float | None]]:
         """The watched backends as (state, client, ages): clients named as in loadtests/sources/attribution.py."""
         backends = [b for b in (Backend(*row) for row in rows) if self.watch.matches(b)]
+        if self.pooler is not None:
+            return [(b.state, self.pooler, b.backend_age_s, b.idle_age_s) for b in backends]
         owners = self.owners.resolve(unnamed_endpoints(backends))
         return [(b.state, client_key(b, owners), b.backend_age_s, b.idle_age_s) for b in backends]
 
@@ -259,6 +265,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop by itself after this long")
     parser.add_argument("--watch", action="append", default=[], metavar="NAME=VALUE",
                         help="count only backends of this database, user or application_name prefix (repeatable)")
+    parser.add_argument("--pooler", metavar="NAME",
+                        help="the backends are this pooler's server connections (e.g. pgbouncer): count them under NAME")
     return parser.parse_args(argv)
 
 
@@ -275,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collector: --watch: {exc}", file=sys.stderr)
         return 2
     collector = Collector(
-        dsn=dsn, out_dir=args.out, interval=args.interval, max_seconds=args.max_seconds, watch=watch
+        dsn=dsn, out_dir=args.out, interval=args.interval, max_seconds=args.max_seconds, watch=watch,
+        pooler=args.pooler,
     )
     collector.loop.install_signal_handlers()
     collector.run()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from loadtests.budget import Budget, ServerLimits, allowed, largest_hosts
+from loadtests.budget import Budget, ServerLimits, allowed, largest_hosts, largest_pooler_pool_size
 from loadtests.sweep.caveats import caveats
 
 
@@ -67,6 +67,36 @@ def exclusions(row: dict[str, Any], *, criteria: Criteria, limits: ServerLimits,
     return out
 
 
+def pooler_alternative(
+    rows: list[dict[str, Any]], *, criteria: Criteria, limits: ServerLimits, other_clients: int
+) -> dict[str, Any] | None:
+    """When no cell fits the server directly: the PgBouncer pool size whose server connections would.
+
+    None when some cell fits directly (its exclusion is not the budget). Cells refused before
+    they ran count too: preflight refuses exactly those that do not fit.
+    """
+    limit = allowed(limits, headroom_ratio=criteria.headroom_ratio)
+    if not rows or any(production_budget(row, other_clients=other_clients).total <= limit for row in rows):
+        return None
+    pool_size = largest_pooler_pool_size(limits, extra_clients=other_clients, headroom_ratio=criteria.headroom_ratio)
+    if pool_size < 1:
+        return None
+    clients = max(production_budget(row, other_clients=0).total for row in rows)
+    return {
+        "pool_mode": "transaction",
+        "default_pool_size": pool_size,
+        "reserve_pool_size": 0,
+        "max_client_conn_at_least": clients,
+        "reason": (
+            f"no cell fits the server directly: every one needs more than {limit} connections"
+            f" ({limits.usable} usable less {criteria.headroom_ratio * 100:g} % headroom). Through PgBouncer in"
+            f" transaction mode, default_pool_size {pool_size} (reserve_pool_size 0) keeps the server side within"
+            f" {limit} with max_client_conn at least {clients}; try it with"
+            f" `poolcheck run --pgbouncer transaction --pgbouncer-pool-size {pool_size} --no-prepared-statements`"
+        ),
+    }
+
+
 def _pick(qualified: list[dict[str, Any]], *, margin: float) -> tuple[dict[str, Any], dict[str, Any], int]:
     """The best-throughput cell, the smallest cell within `margin` of it, and how many cells are within it."""
     best = max(qualified, key=lambda r: r["rps"])
@@ -94,6 +124,10 @@ def recommend(
     qualified = [row for row in rows if row["key"] not in excluded]
     if not qualified:
         reasons = ["no cell qualifies: each one is left out for the reasons listed"]
+        behind = pooler_alternative(rows, criteria=criteria, limits=limits, other_clients=other_clients)
+        if behind is not None:
+            reasons.append(behind["reason"])
+            return {"cell": None, "reasons": reasons, "excluded": excluded, "pgbouncer": behind}
         return {"cell": None, "reasons": reasons, "excluded": excluded}
     best, chosen, near = _pick(qualified, margin=criteria.throughput_margin)
     one_host = production_budget({**chosen, "hosts": 1}, other_clients=other_clients)
