@@ -20,6 +20,7 @@ from typing import Any
 
 from loadtests.faults import read_events
 from loadtests.run_folder import (
+    BACKENDS_CSV,
     CONNECTIONS_CSV,
     FAILURES_BY_SECOND_CSV,
     FAULTS_JSONL,
@@ -36,6 +37,7 @@ from loadtests.run_folder import (
     epoch,
     read_json,
 )
+from loadtests.sources.backends import SeenBackend, read_backends
 from loadtests.sources.collector import clock_origin, read_connections
 from loadtests.sources.pool_stats import read_pool_stats, read_workers
 from loadtests.sources.server_log import Refusal, Session, find_log, read_records, rebuild_sessions
@@ -108,6 +110,11 @@ class RunFolder:
         """connections.csv, parsed (loadtests/sources/collector.py)."""
         path = self.file(CONNECTIONS_CSV)
         return read_connections(path) if path.exists() else []
+
+    @cached_property
+    def backends(self) -> dict[str, SeenBackend]:
+        """backends.csv by session_id: every backend the collector saw, those open at its start first."""
+        return read_backends(self.file(BACKENDS_CSV))
 
     @cached_property
     def pool_stats(self) -> list[dict[str, Any]]:
