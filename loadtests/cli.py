@@ -64,7 +64,18 @@ def _read_config_file(path: Path | None) -> dict[str, Any]:
         raise BadInput(f"--config {path}: cannot read it ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"--config {path}: not valid TOML ({exc})") from None
-    return {key.replace("-", "_"): value for key, value in data.items()}
+    values = {key.replace("-", "_"): value for key, value in data.items()}
+    if isinstance(values.get("pool"), list):  # [[pool]] tables: kind = "sync", min = 4, max = 4, ...
+        values["pools"] = [_pool_table(table) for table in values.pop("pool")]
+    return values
+
+
+def _pool_table(table: Any) -> Any:
+    """A `[[pool]]` table as the `--pool` form; anything else is left for the config's own check."""
+    if not isinstance(table, dict):
+        return table
+    rest = ",".join(f"{key}={value}" for key, value in table.items() if key != "kind")
+    return f"{table.get('kind', '')}:{rest}"
 
 
 def _config(config_file: Path | None = None, **options: Any) -> RunConfig:
@@ -163,6 +174,10 @@ def cli(verbose: bool) -> None:
 @_setting("--pools-per-worker", type=int, help="pools in each worker of a --target-url app, each of --max-size")
 @_setting("--pool-sizes", callback=_pool_sizes, metavar="N,N,...",
           help="max_size of each pool in a worker of a --target-url app, e.g. 4,4,10")
+@_setting("--metrics-url", metavar="URL",
+          help="your app's Prometheus endpoint with pool stats (psycopg_pool names); without it, none are scraped")
+@_setting("--pool", "pools", multiple=True, metavar="KIND:max=N[,min=N,max_idle=S,max_lifetime=S]",
+          help="one pool of each worker of a --target-url app, with what is known of it (repeatable, one per pool)")
 @_setting("--watch-filter", "watch_filter", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
           help="count only backends of this database, user or application_name prefix (repeatable)")
 @_setting("--locustfile", type=click.Path(path_type=Path, dir_okay=False),

@@ -19,7 +19,8 @@ from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import burst_drains, exact_peak
 from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_class, fault_marks, pool_stats, read_series
-from loadtests.budget import Budget, ServerLimits, explain
+from loadtests.analysis.known_pools import known_pools
+from loadtests.budget import budget_sentence
 from loadtests.present import charts
 from loadtests.present.pages import display, flatten, render
 from loadtests.run_folder import REPORT_HTML, write_atomically
@@ -68,7 +69,6 @@ def drain_rows(run: RunSeries) -> list[dict[str, Any]]:
 
 
 def _charts(run: RunSeries, drains: list[dict[str, Any]]) -> list[Chart]:
-    config = run.manifest["config"]
     marks = charts.Marks(tuple(burst_phases(run.manifest)), tuple(fault_marks(run.folder, t0=run.t0)))
     figures = [
         ("timeline", charts.timeline(run.connections, run.load, limits=limit_lines(run.summary), marks=marks)),
@@ -78,8 +78,9 @@ def _charts(run: RunSeries, drains: list[dict[str, Any]]) -> list[Chart]:
     pool = pool_stats(run.folder, t0=run.t0)
     if pool:
         figures.append(("pool", charts.pool(pool, marks=marks)))
-    figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=config["max_lifetime"],
-                                                  max_idle=config["max_idle"], marks=marks)))
+    known = known_pools(run.manifest)
+    figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=known.max_lifetime,
+                                                  max_idle=known.drain_idle, marks=marks)))
     return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=n == 0))
             for n, (name, figure) in enumerate(figures)]
 
@@ -88,6 +89,8 @@ def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The arithmetic as rows: what may be opened, what the server allows, what was seen."""
     b, s = summary["budget"], summary["server"]
     pools = f"{b['hosts']} hosts x {b['workers']} workers x {b['pools_per_worker']} pools x max_size {b['max_size']}"
+    if b.get("pool_sizes"):  # pools of different sizes: their sum per worker
+        pools = f"{b['hosts']} hosts x {b['workers']} workers x pools of {'+'.join(map(str, b['pool_sizes']))}"
     if b.get("max_overflow") is not None:  # SQLAlchemy engines
         pools += f" (pool_size {b['max_size'] - b['max_overflow']} + max_overflow {b['max_overflow']})"
     rows = [
@@ -106,14 +109,8 @@ def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _budget_line(summary: dict[str, Any]) -> str:
-    b, s = summary["budget"], summary["server"]
-    budget = Budget(hosts=b["hosts"], workers=b["workers"], max_size=b["max_size"],
-                    pools_per_worker=b.get("pools_per_worker", 1), extra_clients=b["extra_clients"],
-                    max_overflow=b.get("max_overflow"))
-    limits = ServerLimits(max_connections=s["max_connections"],
-                          superuser_reserved_connections=s["superuser_reserved_connections"],
-                          reserved_connections=s.get("reserved_connections", 0))
-    return explain(budget, limits)
+    """The summary's own sentence; older summaries: the same function over their figures."""
+    return summary.get("budget_sentence") or budget_sentence(summary["budget"], summary["server"])
 
 
 def _request_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
