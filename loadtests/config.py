@@ -18,6 +18,7 @@ from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, 
 from loadtests.redact import redact_dsn
 from loadtests.shapes import DEFAULT_LOAD, Stage, burst_stages
 from loadtests.sources.attribution import WatchFilter, parse_watch_filter
+from loadtests.sources.server_log import looks_like_server_log
 
 COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
 LOOPBACK = "127.0.0.1"
@@ -165,6 +166,9 @@ class RunConfig(BaseModel):
     def _readable_server_log(cls, path: Path | None) -> Path | None:
         if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
             raise ValueError("not a readable file: give the server's jsonlog or csvlog")
+        if path is not None and not looks_like_server_log(path):
+            raise ValueError("not a PostgreSQL jsonlog or csvlog (its first line has no log timestamp);"
+                             " set log_destination to jsonlog or csvlog")
         return path
 
     @model_validator(mode="after")

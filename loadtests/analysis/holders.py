@@ -28,10 +28,11 @@ class Holders:
 
     @classmethod
     def of(cls, figures: dict[str, Any], *, config: dict[str, Any], own_app: bool) -> "Holders":
+        # The sample app's pools are the harness's own: every watched connection counts against them, as always.
         return cls(
-            app_peak=figures.get("app_peak", figures["peak"]),
+            app_peak=figures.get("app_peak", figures["peak"]) if own_app else figures["peak"],
             by_worker=figures.get("peak_by_worker", {}),
-            others=figures.get("other_clients", {}),
+            others=figures.get("other_clients", {}) if own_app else {},
             declared_other_clients=config.get("other_clients", 0),
             own_app=own_app,
             watch=tuple(f"{k}={v}" for k, v in sorted((config.get("watch_filter") or {}).items())),

@@ -48,6 +48,13 @@ def _client_log(folder: RunFolder) -> tuple[ClientLog | None, str]:
         log = read_client_log(folder)
     except ValueError as exc:  # a log_timezone this module cannot place
         return None, f"the server log cannot be read: {exc}"
+    settings = folder.server_settings
+    off = [name for name in ("log_connections", "log_disconnections") if settings.get(name) == "off"]
+    if log is not None and off:
+        # Without both records a session's start or end is missing: counts from such a log are not exact.
+        return None, f"the server has {' and '.join(off)} off: the log cannot tell when sessions open and close"
+    if log is not None and not log.sessions and not log.refusals and folder.connections and folder.connections[-1]["total"]:
+        return None, f"the server log ({log.source}) holds no connection records of the watched clients"
     if log is not None:
         return log, ""
     if folder.embedded:

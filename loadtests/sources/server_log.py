@@ -164,6 +164,16 @@ def log_format(path: Path) -> str:
     return JSONLOG if first == "{" else CSVLOG
 
 
+def looks_like_server_log(path: Path) -> bool:
+    """Whether the file's first line is a jsonlog or csvlog record (an empty file may still fill up)."""
+    with open(path, newline="", errors="replace") as f:
+        first = f.readline()
+    if not first.strip():
+        return True
+    records = jsonlog_records([first]) if first.startswith("{") else csvlog_records([first])
+    return next(records, None) is not None
+
+
 def read_records(path: Path) -> list[Record]:
     with open(path, newline="", errors="replace") as f:
         if log_format(path) == JSONLOG:
