@@ -9,8 +9,12 @@ the default, "default", installs none of them, and the app's own code
 
 | APP_PATTERN        | the mistake                                                     | the fix                                         |
 |--------------------|-----------------------------------------------------------------|-------------------------------------------------|
-| use-after-return   | a dependency leaves `pool.connection()` before the route runs, | yield inside the block; settings in `configure` |
-|                    | and the request changes connection settings                    |                                                 |
+| use-after-return   | a dependency leaves `pool.connection()` before the route runs   | yield inside the block                          |
+|                    | (settings already in `configure`)                               |                                                 |
+| autocommit-after-  | the same, and each request sets `conn.autocommit` on the        | yield inside the block (that change alone       |
+| return             | connection it gave back (the field report's views)              | removes the errors); settings in `configure`    |
+| autocommit-per-    | NOT an error by itself: the per-request `conn.autocommit` kept, | settings in `configure`: a per-request setting  |
+| request            | but inside the block: the single change that removes the errors | outlives the request on a pooled connection     |
 | pool-before-fork   | a pool opened while the app is created (gunicorn --preload:     | open and close the pool in the lifespan         |
 |                    | the master, before the fork), never closed; worker pools not   |                                                 |
 |                    | closed at exit either                                          |                                                 |
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -37,6 +41,8 @@ logger = logging.getLogger("poolcheck.app.antipatterns")
 
 DEFAULT = "default"
 USE_AFTER_RETURN = "use-after-return"
+AUTOCOMMIT_AFTER_RETURN = "autocommit-after-return"
+AUTOCOMMIT_PER_REQUEST = "autocommit-per-request"
 POOL_BEFORE_FORK = "pool-before-fork"
 POOL_IN_OTHER_LOOP = "pool-in-other-loop"
 BLOCKING_SLEEP = "blocking-sleep"
@@ -48,10 +54,50 @@ async def _session_after_return(request: Request) -> AsyncIterator[db.Session]:
     async with request.app.state.pool.connection() as conn:
         pass
     # From here the pool may hand the same connection to another request, or
-    # close it because it reached max_lifetime when it came back.
-    # WRONG too: a per-request setting outlives the request on a pooled connection.
-    await conn.execute(f"SET statement_timeout = {int(request.app.state.settings.STATEMENT_TIMEOUT_MS)}")
+    # close it because it reached max_lifetime when it came back: "the connection is closed".
     yield db.AsyncSession(conn)
+
+
+async def _async_autocommit_after_return(request: Request) -> AsyncIterator[db.Session]:
+    """WRONG twice: given back before use, then switched to autocommit per request, as the field report's views did.
+
+    On a connection another request is using: "can't change 'autocommit' now";
+    on one max_lifetime closed when it came back: the same, in status UNKNOWN,
+    or "the connection is closed" at the query.
+    """
+    async with request.app.state.pool.connection() as conn:
+        pass
+    await conn.set_autocommit(True)
+    yield db.AsyncSession(conn)
+
+
+def _sync_autocommit_after_return(request: Request) -> Iterator[db.Session]:
+    """WRONG twice, on the sync ConnectionPool the field report's team had."""
+    with request.app.state.pool.connection() as conn:
+        pass
+    conn.autocommit = True
+    yield db.SyncSession(conn)
+
+
+async def _async_autocommit_per_request(request: Request) -> AsyncIterator[db.Session]:
+    """The per-request change, inside the block: no error, but the setting outlives the request."""
+    async with request.app.state.pool.connection() as conn:
+        await conn.set_autocommit(True)
+        yield db.AsyncSession(conn)
+
+
+def _sync_autocommit_per_request(request: Request) -> Iterator[db.Session]:
+    with request.app.state.pool.connection() as conn:
+        conn.autocommit = True
+        yield db.SyncSession(conn)
+
+
+_SESSIONS = {
+    (AUTOCOMMIT_AFTER_RETURN, "async"): _async_autocommit_after_return,
+    (AUTOCOMMIT_AFTER_RETURN, "sync"): _sync_autocommit_after_return,
+    (AUTOCOMMIT_PER_REQUEST, "async"): _async_autocommit_per_request,
+    (AUTOCOMMIT_PER_REQUEST, "sync"): _sync_autocommit_per_request,
+}
 
 
 def _pool_before_fork(settings: Settings) -> ConnectionPool:
@@ -79,9 +125,11 @@ def _pool_before_fork(settings: Settings) -> ConnectionPool:
 def _pool_in_other_loop(settings: Settings, refusals: RefusalTracker) -> AsyncConnectionPool:
     """WRONG: opened in a throwaway event loop, before the worker's own loop runs.
 
-    The pool's maintenance tasks die with that loop: the worker's loop gets the
-    connections opened here and never a new one, so requests queue on them
-    until PoolTimeout, with pool_available at 0.
+    The pool's workers and its waiting machinery die with that loop: the
+    connections opened here stay on the server, idle, but the worker's loop is
+    never handed one, nor does the pool open a new one. Requests wait until
+    PoolTimeout, with pool_size stuck and pool_available at 0 (app/main.py
+    says the same of a pool opened in another loop).
     """
     pool = db.make_async_pool(settings, refusals)
 
@@ -122,6 +170,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     logger.warning("APP_PATTERN=%s: a deliberate anti-pattern for a failure scenario", pattern)
     if pattern == USE_AFTER_RETURN:
         app.dependency_overrides[async_session] = _session_after_return
+    elif (pattern, settings.POOL_KIND) in _SESSIONS:
+        # Routes declare async_session (main.py maps it to sync_session for a sync pool): replaced for both kinds.
+        app.dependency_overrides[async_session] = _SESSIONS[pattern, settings.POOL_KIND]
     elif pattern == POOL_BEFORE_FORK:
         app.state.pool_before_fork = _pool_before_fork(settings)
     elif pattern == POOL_IN_OTHER_LOOP:

@@ -8,7 +8,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The pool kinds each anti-pattern of app/antipatterns.py is written for.
-PATTERN_POOL_KINDS = {"use-after-return": ("async",), "pool-in-other-loop": ("async",), "blocking-sleep": ("async", "asyncpg")}
+PATTERN_POOL_KINDS = {"use-after-return": ("async",), "autocommit-after-return": ("async", "sync"),
+                      "autocommit-per-request": ("async", "sync"), "pool-in-other-loop": ("async",), "blocking-sleep": ("async", "asyncpg")}
 
 
 def check_pattern_pool_kind(pattern: str, pool_kind: str, *, names: tuple[str, str] = ("APP_PATTERN", "POOL_KIND")) -> None:
@@ -41,7 +42,10 @@ class Settings(BaseSettings):
     HOLD_MAX_MS: int = Field(10_000, ge=0, description="upper bound of /items/hold")
     STATEMENT_TIMEOUT_MS: int = Field(30_000, ge=0)
 
-    APP_PATTERN: Literal["default", "use-after-return", "pool-before-fork", "pool-in-other-loop", "blocking-sleep"] = Field(
+    APP_PATTERN: Literal[
+        "default", "use-after-return", "autocommit-after-return", "autocommit-per-request", "pool-before-fork",
+        "pool-in-other-loop", "blocking-sleep",
+    ] = Field(
         "default", description="a deliberate anti-pattern for poolcheck's failure scenarios (app/antipatterns.py)"
     )
 

@@ -167,6 +167,12 @@ def cli(verbose: bool) -> None:
 @_setting("--max-requests", type=int, help="gunicorn max_requests: recycle each worker after this many requests; 0 never")
 @_setting("--preload/--no-preload", help="gunicorn --preload: create the app in the master before forking")
 @_setting("--app-port", type=int, help="port of the first app instance; 0 picks a free one")
+@_setting("--proxy-idle-cut", type=float, metavar="S",
+          help="put a cloud-proxy emulator between the app and the server: it cuts connections idle S seconds")
+@_setting("--proxy-mode", type=click.Choice(["reset", "silent"]),
+          help="how the proxy cuts: reset (RST to both sides) or silent (drops, as NAT gateways and load balancers do)")
+@_setting("--proxy-client-timeout", type=float, metavar="S",
+          help="--proxy-mode silent: a hung request fails after S seconds, standing for the client's tcp_user_timeout")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help="TOML file of settings (keys are these long options); options given here override it")
 @_setting("--target-url", metavar="URL",

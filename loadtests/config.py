@@ -200,6 +200,21 @@ class RunConfig(BaseModel):
     faults: tuple[str, ...] = ()
     allow_faults: bool = False
 
+    # The cloud-proxy emulator between the app and the server (loadtests/proxy/, README "Behind a cloud proxy")
+    proxy_idle_cut: float | None = Field(None, gt=0, description="seconds idle after which the proxy cuts a connection")
+    proxy_mode: Literal["reset", "silent"] = "reset"
+    proxy_client_timeout: float | None = Field(None, gt=0, description="silent mode: seconds a hung request lasts")
+
+    @model_validator(mode="after")
+    def _proxy_options(self) -> "RunConfig":
+        if self.proxy_idle_cut is None and (self.proxy_mode != "reset" or self.proxy_client_timeout is not None):
+            raise ValueError("--proxy-mode and --proxy-client-timeout: need --proxy-idle-cut S, the proxy's idle cut")
+        if self.proxy_client_timeout is not None and self.proxy_mode != "silent":
+            raise ValueError("--proxy-client-timeout: only with --proxy-mode silent (a reset ends the request at once)")
+        if self.proxy_idle_cut is not None and self.target_url is not None:
+            raise ValueError("--proxy-idle-cut: puts the proxy between the sample app and the server, not a --target-url app")
+        return self
+
     # Your own app and database: load `target_url`, watch `dsn` read-only
     target_url: str | None = None
     pools_per_worker: int = Field(1, ge=1, le=64)

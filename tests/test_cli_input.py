@@ -17,6 +17,11 @@ from conftest import poolcheck
         (["--max-connections", "3"], "--max-connections"),
         (["--workers", "8", "--max-size", "8"], "--allow-overcommit"),
         (["--dsn", "postgresql://u:pw123@127.0.0.1:1/x"], "--dsn"),
+        (["--proxy-idle-cut", "0"], "--proxy-idle-cut"),
+        (["--proxy-mode", "silent"], "--proxy-idle-cut"),
+        (["--proxy-idle-cut", "2", "--proxy-client-timeout", "1"], "--proxy-mode silent"),
+        (["--proxy-idle-cut", "2", "--target-url", "http://127.0.0.1:1", "--dsn", "postgresql://u:pw123@127.0.0.1:1/x"],
+         "--target-url"),
     ],
 )
 def test_bad_input_is_refused_in_one_line(args, names, results_dir):

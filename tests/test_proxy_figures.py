@@ -64,6 +64,7 @@ def test_figures_of_a_silent_run() -> None:
         "hang_median_s": 2.5,
         "hangs_ended_by": {"client_timeout": 1},
         "backends_left_open": 1,
+        "backend_after_cut_max_s": 6,  # conn 2: cut at 3, its backend still there when the relay stopped at 9
         "complete": True,
     }
 

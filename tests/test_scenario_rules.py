@@ -21,8 +21,11 @@ from loadtests.scenarios.catalog import (
     connections_outlive_workers,
     event_loop_blocked,
     find,
+    orphaned_backends,
+    pool_stuck_in_another_loop,
     pool_timeouts,
     server_refused_connections,
+    silent_drop_failures,
 )
 
 
@@ -33,10 +36,11 @@ def summary(**overrides):
         "requests": {"total": 500, "failures": 0},
         "errors_by_class": {},
         "peak_connections": 6,
-        "budget": {"pools_total": 6, "extra_clients": 1},
+        "budget": {"pools_total": 6, "extra_clients": 1, "max_size": 3},
         "server": {"usable": 37},
         "connections": {"workers_seen": [11, 12], "oldest_idle_s": 0.8},
-        "pool": {"available": True, "requests_waiting_max": 2, "event_loop_lag_max_ms": 12.0},
+        "pool": {"available": True, "requests_waiting_max": 2, "event_loop_lag_max_ms": 12.0, "pool_size_max": 3,
+                 "available_while_waiting_max": 0},
         "exact": {"available": True, "refusals": 0},
         "lifecycle": {
             "ages": {"max_lifetime_s": 3.0},
@@ -88,6 +92,40 @@ def test_pool_timeouts_and_refusals():
     assert server_refused_connections(summary(peak_connections=8, server={"usable": 10})).present is False
 
 
+STUCK_POOL = {"available": True, "requests_waiting_max": 5, "event_loop_lag_max_ms": 3.0, "pool_size_max": 1,
+              "available_while_waiting_max": 0}
+
+
+def test_loop_mismatch_is_its_own_signature_not_any_pool_timeout():
+    assert pool_stuck_in_another_loop(summary(pool=STUCK_POOL)).present
+    # A pool that grew to max_size and timed out is another failure (too small a pool), not this one.
+    assert pool_stuck_in_another_loop(summary(errors_by_class={"pool_timeout": 9})).present is False
+    # A pool that had a connection while requests waited is not stuck.
+    assert pool_stuck_in_another_loop(summary(pool={**STUCK_POOL, "available_while_waiting_max": 1})).present is False
+    # Nothing idle on the server: the connections are not the pool's idle ones.
+    assert pool_stuck_in_another_loop(summary(pool=STUCK_POOL, connections={"workers_seen": [], "oldest_idle_s": 0.0})).present is False
+    assert pool_stuck_in_another_loop(summary(pool={"available": False})).present is None
+
+
+def _proxy(**values):
+    return {"mode": "silent", "idle_cut_s": 2.0, "cuts": {"reset": 0, "silent": 4}, "cut_idle": 4, "hung_requests": 3,
+            "hang_max_s": 1.02, "backends_left_open": 0, "backend_after_cut_max_s": 1.0, **values}
+
+
+def test_silent_drop_is_closed_failures_behind_the_proxy():
+    faulty = silent_drop_failures(summary(proxy=_proxy(), errors_by_class={"db_connection_closed": 3}))
+    assert faulty.present and "hung up to 1.02 s" in faulty.brief and "3 requests or checks hung" in faulty.seen
+    assert silent_drop_failures(summary(proxy=_proxy())).present is False
+    assert silent_drop_failures(summary()).present is None
+
+
+def test_host_vanishes_is_backends_left_behind_on_the_server():
+    faulty = orphaned_backends(summary(proxy=_proxy(backends_left_open=4, backend_after_cut_max_s=5.1)))
+    assert faulty.present and faulty.brief == "4 orphaned backends, kept up to 5.1 s"
+    assert orphaned_backends(summary(proxy=_proxy())).present is False
+    assert orphaned_backends(summary()).present is None
+
+
 def test_blocked_loop_is_seconds_of_lag_or_an_idle_connection_closed_late():
     assert event_loop_blocked(summary(pool={"available": True, "event_loop_lag_max_ms": 3000.0})).present
     late = summary(connections={"workers_seen": [], "oldest_idle_s": 2.9})
@@ -104,11 +142,13 @@ def test_detected_only_when_the_faulty_half_shows_the_failure_and_the_fixed_one_
 
 
 def test_every_half_is_a_valid_config_and_only_faulty_halves_use_anti_patterns(tmp_path):
-    assert len(NAMES) == 7 and set(NAMES) == {
-        "lifetime-expiry", "idle-drain", "worker-churn", "loop-mismatch", "server-idle-kill", "blocking-loop", "overcommit"}
+    assert len(NAMES) == 10 and set(NAMES) == {
+        "lifetime-expiry", "lifetime-expiry-async", "idle-drain", "worker-churn", "loop-mismatch", "server-idle-kill",
+        "proxy-silent-drop", "host-vanishes", "blocking-loop", "overcommit"}
     for scenario in SCENARIOS:
         fixed = scenario.config("fixed", results_dir=tmp_path)
-        assert fixed.app_pattern == "default" and fixed.workers == 2 and fixed.duration <= 12
+        # lifetime-expiry's fix is one change: the per-request autocommit stays, inside the block.
+        assert fixed.app_pattern in ("default", "autocommit-per-request") and fixed.workers == 2 and fixed.duration <= 12
         assert scenario.config("faulty", results_dir=tmp_path).app_pattern in PATTERNS
     with pytest.raises(ValueError, match="half must be one of"):
         SCENARIOS[0].config("broken")
@@ -136,15 +176,16 @@ def _write_run(folder, name, summary_data):
 
 
 def test_the_record_is_judged_from_the_folder_alone(tmp_path):
-    _write_run(tmp_path, "t-faulty-w2", summary(errors_by_class={"pool_timeout": 30}, requests={"total": 180, "failures": 30}))
+    _write_run(tmp_path, "t-faulty-w2", summary(errors_by_class={"pool_timeout": 30}, requests={"total": 180, "failures": 30},
+                                                pool=STUCK_POOL))
     _write_run(tmp_path, "t-fixed-w2", summary())
     runs = {"faulty": {"run_dir": "t-faulty-w2", "exit_code": 1}, "fixed": {"run_dir": "t-fixed-w2", "exit_code": 0}}
     (tmp_path / SCENARIO_JSON).write_text(json.dumps({"scenario": "loop-mismatch", "status": "finished", "runs": runs}))
     record = judge(tmp_path)
     assert record["detected"] and record["faulty"]["failure_seen"] and record["fixed"]["failure_seen"] is False
-    assert record["faulty"]["brief"] == "pool_timeout 30" and record["fixed"]["verdict"] == "pass"
+    assert record["faulty"]["brief"] == "pool_size max 1, available 0 with 5 waiting" and record["fixed"]["verdict"] == "pass"
     text = "\n".join(report_lines(record))
-    assert "expected: pool_timeout failures" in text and "-> failure seen" in text and text.endswith("detected: yes")
+    assert "expected: requests waiting while pool_size stays" in text and "-> failure seen" in text and text.endswith("detected: yes")
     header, row = table_lines([record])
     assert header.split() == ["scenario", "faulty", "result", "fixed", "result", "detected"]
     assert row.startswith("loop-mismatch") and row.endswith("yes")
@@ -163,8 +204,8 @@ def test_unknown_scenario_is_one_line_and_exit_2(tmp_path):
                            "--results-dir", str(results)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
-        "poolcheck: error: unknown scenario 'nope'; known: lifetime-expiry, idle-drain, worker-churn,"
-        " loop-mismatch, server-idle-kill, blocking-loop, overcommit"]
+        "poolcheck: error: unknown scenario 'nope'; known: lifetime-expiry, lifetime-expiry-async, idle-drain,"
+        " worker-churn, loop-mismatch, server-idle-kill, proxy-silent-drop, host-vanishes, blocking-loop, overcommit"]
     assert not results.exists()
 
 

@@ -36,10 +36,23 @@ def _detected(run: RunResult, record: dict) -> None:
     assert run.stdout.splitlines()[-1].split()[-1] == "yes"  # the table's row
 
 
+def _app_said(run_dir: Path, text: str) -> int:
+    """Failed requests whose error the app logged with `text`: the test's own count of the gunicorn log."""
+    return sum(line.count(text) for log in run_dir.glob("gunicorn-h*.log") for line in log.read_text().splitlines()
+               if "poolcheck.app.errors" in line)
+
+
 def test_lifetime_expiry(results_dir):
+    # The field report's sync ConnectionPool, per-request conn.autocommit on a connection given back.
     run, record, faulty, fixed = _scenario("lifetime-expiry", results_dir)
     _detected(run, record)
-    assert faulty["errors_by_class"].get("db_connection_closed", 0) > 0
+    faulty_dir = next(results_dir.glob("scenario-*")) / record["runs"]["faulty"]["run_dir"]
+    changed, closed = _app_said(faulty_dir, "can't change 'autocommit' now"), _app_said(faulty_dir, "the connection is closed")
+    assert changed + closed > 0
+    assert faulty["errors_by_class"].get("db_error", 0) + faulty["errors_by_class"].get("db_connection_closed", 0) \
+        == faulty["requests"]["failures"] > 0
+    assert "the connection is closed" in record["faulty"]["seen"]  # the team's own words, in the record
+    # The one change, yielding inside the block, removes every failure; the per-request autocommit stays.
     assert fixed["requests"]["failures"] == 0 and fixed["requests"]["total"] > 100
 
 
@@ -67,7 +80,9 @@ def test_worker_churn(results_dir):
 def test_loop_mismatch(results_dir):
     run, record, faulty, fixed = _scenario("loop-mismatch", results_dir)
     _detected(run, record)
-    assert faulty["errors_by_class"].get("pool_timeout", 0) > 0
+    # Its own signature: the pool never grew, had nothing for the requests that waited.
+    assert faulty["pool"]["pool_size_max"] < faulty["budget"]["max_size"]
+    assert faulty["pool"]["available_while_waiting_max"] == 0 < faulty["pool"]["requests_waiting_max"]
     assert faulty["peak_connections"] <= 2  # one connection per worker, opened in the other loop
     assert fixed["requests"]["failures"] == 0
 
@@ -77,6 +92,26 @@ def test_server_idle_kill(results_dir):
     _detected(run, record)
     assert faulty["errors_by_class"].get("db_connection_closed", 0) > 0
     assert fixed["requests"]["failures"] == 0 and fixed["requests"]["total"] > 50
+
+
+def test_proxy_silent_drop(results_dir):
+    run, record, faulty, fixed = _scenario("proxy-silent-drop", results_dir)
+    _detected(run, record)
+    # max_lifetime 1.5 s below the 2 s cut: the connections idle in the pool were cut all the same.
+    assert faulty["proxy"]["cut_idle"] > 0
+    assert faulty["errors_by_class"].get("db_connection_closed", 0) > 0
+    # A request that met a cut connection hung for the client's timeout (1 s) before it failed.
+    assert 1.0 <= faulty["proxy"]["hang_max_s"] < 1.5
+    # check: the checks hang instead, and no request fails.
+    assert fixed["proxy"]["hung_requests"] > 0 and fixed["requests"]["failures"] == 0
+
+
+def test_host_vanishes(results_dir):
+    run, record, faulty, fixed = _scenario("host-vanishes", results_dir)
+    _detected(run, record)
+    assert faulty["proxy"]["backends_left_open"] > 0 and faulty["proxy"]["cuts"]["silent"] > 0
+    # idle_session_timeout 3 s: each orphan ended by the server about 1 s after the 2 s cut.
+    assert fixed["proxy"]["cuts"]["silent"] > 0 and fixed["proxy"]["backend_after_cut_max_s"] < 2.0
 
 
 def test_blocking_loop(results_dir):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.faults import read_events
+from loadtests.proxy.events import read_events as read_proxy_events
 from loadtests.run_folder import (
     BACKENDS_CSV,
     CONNECTIONS_CSV,
@@ -30,6 +31,7 @@ from loadtests.run_folder import (
     LOCUST_STATS_CSV,
     MANIFEST,
     POOL_STATS_CSV,
+    PROXY_EVENTS_JSONL,
     SERVER_JSON,
     SUMMARY,
     WORKERS_CSV,
@@ -166,6 +168,12 @@ class RunFolder:
     def fault_events(self) -> list[dict[str, Any]]:
         """faults.jsonl: one event per `--fault` injected (loadtests/faults.py)."""
         return read_events(self.file(FAULTS_JSONL))
+
+    @cached_property
+    def proxy_events(self) -> list[dict[str, Any]] | None:
+        """proxy_events.jsonl: what the cloud-proxy emulator did (loadtests/proxy/events.py); None without one."""
+        path = self.file(PROXY_EVENTS_JSONL)
+        return read_proxy_events(path) if path.exists() else None
 
     # -- the two clocks of a run ---------------------------------------------------
 

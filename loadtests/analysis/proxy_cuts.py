@@ -47,9 +47,35 @@ def proxy_figures(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "backends_left_open": sum(
             e["reason"] == "stopped" for e in ends if e["side"] == "server" and e["conn"] in cut_conns
         ),
+        # How long the server kept a backend after its connection was cut (to its end, or to the relay's stop).
+        "backend_after_cut_max_s": _max(_backend_after_cut(cuts, ends)),
         "complete": any(e["event"] == "stopped" for e in events),
     }
 
 
+def _backend_after_cut(cuts: list[Mapping[str, Any]], ends: list[Mapping[str, Any]]) -> list[float]:
+    cut_at = {e["conn"]: e["t"] for e in cuts}
+    return [round(e["t"] - cut_at[e["conn"]], 3) for e in ends if e["side"] == "server" and e["conn"] in cut_at]
+
+
 def _max(values: list[float]) -> float | None:
     return max(values) if values else None
+
+
+def proxy_line(section: Mapping[str, Any], errors_by_class: Mapping[str, int]) -> str:
+    """What the terminal shows of a run behind the emulator: cuts, hangs, and the failures of the run."""
+    cuts = sum(section["cuts"].values())
+    line = (
+        f"proxy ({section['mode']} cut after {section['idle_cut_s']:g} s idle): {section['connections']} connections,"
+        f" {cuts} cut ({section['cut_idle']} idle with their answer, {section['cut_mid_request']} mid-request)"
+    )
+    if section["longest_idle_s"] is not None:
+        line += f", longest pause {section['longest_idle_s']:g} s"
+    if section["hung_requests"]:
+        ended = ", ".join(f"{reason} {n}" for reason, n in section["hangs_ended_by"].items()) or "not ended"
+        line += (f"; {section['hung_requests']} requests hung into a silent cut, up to {section['hang_max_s']} s"
+                 f" (median {section['hang_median_s']} s; ended by {ended})")
+    if section["backends_left_open"]:
+        line += f"; {section['backends_left_open']} server backends of cut connections still open at the end"
+    failures = ", ".join(f"{name} {n}" for name, n in errors_by_class.items()) or "none"
+    return f"{line}; failed requests: {failures}"

@@ -88,6 +88,10 @@ def pool_figures(stats: list[dict[str, Any]]) -> dict[str, Any]:
         "scrapes": len({row["timestamp"] for row in stats}),
         **totals,
         "requests_waiting_max": int(max(row["requests_waiting"] for row in stats)),
+        "pool_size_max": int(max(row["pool_size"] for row in stats)),
+        # Whether a waiting request had a connection it could have had (loop-mismatch: never).
+        "available_while_waiting_max": int(max((row["pool_available"] for row in stats if row["requests_waiting"]),
+                                               default=0)),
         # SQLAlchemy's QueuePool: connections open beyond pool_size in one worker (0 for pools without overflow)
         "overflow_max": int(max(row.get("overflow", 0) for row in stats)),
         "event_loop_lag_max_ms": round(max(row[LAG_COLUMN] for row in stats), 3),

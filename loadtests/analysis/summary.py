@@ -11,6 +11,8 @@ from loadtests.analysis.fault_figures import fault_figures
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.advice import advise
 from loadtests.analysis.holders import Holders, holder_reasons
+from loadtests.analysis.app_errors import app_error_texts
+from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.analysis.headroom import headroom_of, headroom_warning
 from loadtests.analysis.sections import accounting_sections
 from loadtests.budget import ServerLimits, budget_sentence
@@ -225,6 +227,10 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
     }
+    if errors:
+        summary["error_texts"] = app_error_texts(folder.path)
+    if folder.proxy_events is not None:
+        summary["proxy"] = proxy_figures(folder.proxy_events)
     # Below the headroom target is a warning: it does not change the verdict.
     warning = headroom_warning(headroom_of(summary, other_clients=config["other_clients"]))
     summary["warnings"] = [warning] if warning else []

@@ -32,7 +32,8 @@ _SHOWN_KEYS = {
     "requests", "errors_by_class", "sample_interval_s", "started_at", "ended_at", "advice", "warnings",
 }
 _SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
-                   "lifecycle": "Connection lifecycle", "faults": "Faults"}
+                   "lifecycle": "Connection lifecycle", "faults": "Faults",
+                   "proxy": "Cloud-proxy emulator (cuts, hung requests)"}
 _HIDDEN_SETTINGS = {"results_dir"}  # where the folder was written says nothing about the result
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from loadtests.analysis.advice import advice_lines
 from loadtests.analysis.exact_counts import record_exact
 from loadtests.analysis.folder import RunFolder
+from loadtests.analysis.proxy_cuts import proxy_line
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import INTERRUPTED, PASS, summarize
 from loadtests.config import RunConfig
@@ -73,6 +74,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"  - {reason}" for reason in summary["reasons"]]
     lines += [f"  warning: {warning}" for warning in summary.get("warnings", [])]
     lines += accounting_lines(summary)
+    if summary.get("proxy"):
+        lines.append(proxy_line(summary["proxy"], summary["errors_by_class"]))
     return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(summary.get("advice", [])))]
 
 

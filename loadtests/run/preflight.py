@@ -12,6 +12,7 @@ from loadtests.budget import ServerLimits
 from loadtests.config import RunConfig
 from loadtests.errors import Refused
 from loadtests.redact import Redactor
+from loadtests.run.proxy_process import upstream_of
 from loadtests.sources.collector import read_server_settings
 
 
@@ -37,6 +38,7 @@ def preflight(config: RunConfig) -> ServerLimits:
             psycopg.conninfo.conninfo_to_dict(config.dsn)
         except psycopg.ProgrammingError:
             raise Refused("--dsn: not a valid connection string or URL") from None
+        _check_proxy_upstream(config.dsn, config)
         limits, _ = read_server_limits(config.dsn)
     else:
         limits = config.embedded_limits()
@@ -49,6 +51,18 @@ def preflight(config: RunConfig) -> ServerLimits:
             "lower --max-size or --workers, or pass --allow-overcommit to see the failure"
         )
     return limits
+
+
+def _check_proxy_upstream(dsn: str, config: RunConfig) -> None:
+    """The emulator relays TCP to one server: a DSN of several hosts or a Unix socket cannot go through it."""
+    if config.proxy_idle_cut is None:
+        return
+    try:
+        host, _ = upstream_of(dsn)
+    except ValueError as exc:
+        raise Refused(f"--proxy-idle-cut: {exc}") from None
+    if host.startswith("/") or host.startswith("@"):
+        raise Refused("--proxy-idle-cut: the proxy relays TCP; the --dsn connects through a Unix socket")
 
 
 def _check_app_ports_free(config: RunConfig) -> None:

@@ -4,6 +4,7 @@
     -> run folder + manifest       run/manifest.py      pids on record as each child starts
     -> embedded server | --dsn     run/embedded_server.py
     -> collector                   run/samplers.py
+    -> cloud-proxy emulator        run/proxy_process.py  (--proxy-idle-cut: the app's DSN goes through it)
     -> gunicorn x hosts | target   run/app_hosts.py
     -> scraper                     run/samplers.py
     -> Locust (+ workers)          run/locust_stack.py
@@ -36,6 +37,7 @@ from loadtests.run.load_watch import FaultTargets, watch_load
 from loadtests.run.manifest import Manifest
 from loadtests.run.own_app import url_password
 from loadtests.run.processes import ManagedProcess
+from loadtests.run.proxy_process import app_dsn_through, proxy_process, relay_port, upstream_of
 from loadtests.run.signals import Stop, counting_signals
 from loadtests.run_folder import RUNNER_ERROR_LOG, app_prefix, new_run_dir, now_iso
 
@@ -106,6 +108,8 @@ class Runner:
         with ExitStack() as stack:
             database = self._database(stack, run_dir, manifest)
             start("collector", samplers.collector(config, server_dsn=database.server_dsn, run_dir=run_dir, stop=stop))
+            if config.proxy_idle_cut is not None:
+                database = self._through_proxy(start, database, run_dir)
             hosts = self._apps(stack, database, run_dir, manifest)
             app_urls = [host.url for host in hosts] or [str(config.target_url)]
             manifest.data["app_urls"] = app_urls
@@ -162,6 +166,26 @@ class Runner:
         assert server.process is not None
         manifest.track("postgres", server.process)
         return _Database(server_dsn=server.superuser_dsn, app_dsn=server.app_dsn, embedded=server)
+
+    def _through_proxy(
+        self, start: Callable[[str, ManagedProcess], ManagedProcess], database: _Database, run_dir: Path
+    ) -> _Database:
+        """The relay, started before the apps so that it stops after them; only the app's DSN goes through it.
+
+        The collector and the faults keep the direct DSN: they watch the server, not what the proxy lets through.
+        """
+        config = self.config
+        assert config.proxy_idle_cut is not None
+        start("proxy", proxy_process(
+            run_dir=run_dir, upstream=upstream_of(database.app_dsn), idle_cut=config.proxy_idle_cut,
+            mode=config.proxy_mode, client_timeout=config.proxy_client_timeout,
+            # Outlives any run that goes to plan; stops by itself should the runner be killed.
+            max_seconds=config.duration + 2 * config.ready_timeout + 120, stop=self.stop,
+        ))
+        port = relay_port(run_dir)
+        self.echo(f"cloud-proxy emulator on 127.0.0.1:{port}: {config.proxy_mode} cut after {config.proxy_idle_cut:g} s idle")
+        return _Database(server_dsn=database.server_dsn, app_dsn=app_dsn_through(database.app_dsn, port),
+                         embedded=database.embedded)
 
     def _apps(self, stack: ExitStack, database: _Database, run_dir: Path, manifest: Manifest) -> list[AppHost]:
         """The sample app's hosts, ready; none for a --target-url app, once it answers."""

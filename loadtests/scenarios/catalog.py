@@ -93,7 +93,9 @@ def connection_lost_under_request(summary: Summary) -> Finding:
     over = ages.get("sessions_over_max_lifetime")
     outlived = f"; {over} connections outlived max_lifetime {ages['max_lifetime_s']:g} s" if over else ""
     brief = f"db_connection_closed {closed}, db_error {wrong_state}"
-    return Finding(closed + wrong_state > 0, brief, f"{_failures(summary)}{outlived}")
+    texts = "; ".join(f"{n} x {text}" for text, n in summary.get("error_texts", {}).items())
+    said = f"; the app said: {texts}" if texts else ""
+    return Finding(closed + wrong_state > 0, brief, f"{_failures(summary)}{outlived}{said}")
 
 
 def connections_kept_after_bursts(summary: Summary) -> Finding:
@@ -149,6 +151,51 @@ def pool_timeouts(summary: Summary) -> Finding:
     return Finding(timeouts > 0, f"pool_timeout {timeouts}", f"{_failures(summary)}{waiting}")
 
 
+def pool_stuck_in_another_loop(summary: Summary) -> Finding:
+    """loop-mismatch's own signature: requests waiting on a pool that never grows, none of its connections
+    available, while the server shows the pool's connections idle. A PoolTimeout alone says none of this."""
+    pool = summary.get("pool", {})
+    if not pool.get("available"):
+        return Finding(None, "not measured", "no pool telemetry: pool_size and pool_available were not scraped")
+    size, available = pool.get("pool_size_max"), pool.get("available_while_waiting_max")
+    if size is None or available is None:
+        return Finding(None, "not measured", "the summary predates pool_size_max and available_while_waiting_max")
+    max_size, waiting = summary["budget"]["max_size"], pool["requests_waiting_max"]
+    idle = summary["connections"].get("oldest_idle_s", 0.0)
+    # Requests waited, yet the pool never grew to max_size and never had a connection for them.
+    stuck = size < max_size and available == 0 and waiting > 0
+    seen = (f"pool_size at most {size} per worker (max_size {max_size}) while requests waited,"
+            f" pool_available {available} whenever requests waited (up to {waiting}); the server saw app"
+            f" connections idle for up to {idle:g} s; {_failures(summary)}")
+    brief = f"pool_size max {size}, available 0 with {waiting} waiting" if stuck else f"pool_size max {size}"
+    return Finding(stuck and idle > 0, brief, seen)
+
+
+def silent_drop_failures(summary: Summary) -> Finding:
+    """Requests that met a silently cut connection: they hung, then failed as closed."""
+    proxy = summary.get("proxy")
+    if not proxy:
+        return Finding(None, "not measured", "the run had no cloud-proxy emulator")
+    closed = _errors(summary, "db_connection_closed")
+    hung = (f"{proxy['hung_requests']} requests or checks hung into a cut, up to {proxy['hang_max_s']} s"
+            if proxy["hung_requests"] else "nothing hung")
+    seen = (f"{sum(proxy['cuts'].values())} connections cut silently after {proxy['idle_cut_s']:g} s idle"
+            f" ({proxy['cut_idle']} idle in a pool); {hung}; {_failures(summary)}")
+    return Finding(closed > 0, f"db_connection_closed {closed}, hung up to {proxy['hang_max_s'] or 0} s", seen)
+
+
+def orphaned_backends(summary: Summary) -> Finding:
+    """Server backends of connections whose client is gone, still there when the run ended."""
+    proxy = summary.get("proxy")
+    if not proxy:
+        return Finding(None, "not measured", "the run had no cloud-proxy emulator")
+    left, after = proxy["backends_left_open"], proxy["backend_after_cut_max_s"]
+    seen = (f"{sum(proxy['cuts'].values())} connections lost their client (cut silently); {left} of their backends"
+            f" were still on the server at the end; the longest stayed {after} s after its client was gone;"
+            f" peak {summary['peak_connections']} connections against the pools' {summary['budget']['pools_total']}")
+    return Finding(left > 0, f"{left} orphaned backends, kept up to {after} s", seen)
+
+
 def connection_closed_by_server(summary: Summary) -> Finding:
     closed = _errors(summary, "db_connection_closed")
     return Finding(closed > 0, f"db_connection_closed {closed}", _failures(summary))
@@ -192,26 +239,30 @@ def _largest_fitting_size(faulty: RunConfig) -> dict[str, Any]:
 # -- the scenarios ------------------------------------------------------------
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario(
-        name="lifetime-expiry",
-        reproduces="requests that use a connection after giving it back fail once max_lifetime retires it",
-        faulty_pattern="a dependency leaves `with pool.connection()` before the route runs and sets"
-        " statement_timeout per request (APP_PATTERN=use-after-return); no check; max_lifetime 3 s",
-        fix="the dependency yields inside the block, settings live in `configure`,"
-        " check=AsyncConnectionPool.check_connection; same max_lifetime",
-        expected_faulty="db_connection_closed (or wrong-state db_error) failures",
+    *(Scenario(
+        name=name,
+        reproduces="requests that use a connection after giving it back fail once max_lifetime retires it"
+        f" or another request holds it (a sync ConnectionPool in the field report; here {kind})",
+        faulty_pattern="a dependency leaves `with pool.connection()` before the route runs, then sets"
+        f" `conn.autocommit` per request (APP_PATTERN=autocommit-after-return); {kind} pool; no check;"
+        " max_lifetime 3 s",
+        fix="one change only: the dependency yields inside the block (APP_PATTERN=autocommit-per-request keeps"
+        " the per-request autocommit); no check, same max_lifetime",
+        expected_faulty="\"the connection is closed\" (db_connection_closed) and wrong-state db_error failures"
+        " (\"can't change 'autocommit' now\", or \"Explicit commit() forbidden within a Transaction context\""
+        " when the change lands inside another request's transaction)",
         expected_fixed="no such failure",
         rule=connection_lost_under_request,
-        shared={"max_lifetime": 3.0, "duration": 10.0, "quiet_seconds": 1.0, "burst_seconds": 8.0,
-                "burst_users": 12, "baseline_users": 4},
-        faulty={"app_pattern": "use-after-return", "pool_check": False},
-        fixed={"pool_check": True},
-    ),
+        shared={"pool_kind": kind, "max_lifetime": 3.0, "duration": 10.0, "quiet_seconds": 1.0,
+                "burst_seconds": 8.0, "burst_users": 12, "baseline_users": 4, "pool_check": False},
+        faulty={"app_pattern": "autocommit-after-return"},
+        fixed={"app_pattern": "autocommit-per-request"},
+    ) for name, kind in (("lifetime-expiry", "sync"), ("lifetime-expiry-async", "async"))),
     Scenario(
         name="idle-drain",
         reproduces="after a burst, a pool above min_size closes one unused connection per max_idle:"
         " with production's max_idle its connections stay for hours",
-        faulty_pattern="min_size 0, max_idle 600 s and max_lifetime 3600 s (psycopg's defaults)",
+        faulty_pattern="min_size 0 (psycopg's default is 4), max_idle 600 s and max_lifetime 3600 s (psycopg's defaults)",
         fix="tuned for the burst pattern: max_idle 30 s in production (1 s here, so that the drain fits the run),"
         " max_lifetime 30 s: the burst's connections are back within the quiet phase",
         expected_faulty="the burst's connections still open at the end of the quiet phase",
@@ -242,9 +293,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         reproduces="an AsyncConnectionPool opened in another event loop never grows in the worker's loop",
         faulty_pattern="the pool opened with asyncio.run when the app is created (APP_PATTERN=pool-in-other-loop)",
         fix="the pool opened in the lifespan, in the worker's own loop, with wait=True",
-        expected_faulty="pool_timeout failures while pool_available stays 0",
-        expected_fixed="no pool_timeout",
-        rule=pool_timeouts,
+        expected_faulty="requests waiting while pool_size stays at min_size and pool_available at 0, the pool's"
+        " connections idle on the server",
+        expected_fixed="the pool grows and hands out its connections",
+        rule=pool_stuck_in_another_loop,
         shared={"max_size": 8, "pool_timeout": 1.5, "hold_ms": 400, "duration": 10.0, "quiet_seconds": 1.0,
                 "burst_seconds": 8.0, "burst_users": 16},
         faulty={"app_pattern": "pool-in-other-loop"},
@@ -262,6 +314,43 @@ SCENARIOS: tuple[Scenario, ...] = (
                 "burst_seconds": 2.0, "cycles": 2, "duration": 12.0, "burst_users": 10, "max_lifetime": 3600.0},
         faulty={"pool_check": False},
         fixed={"pool_check": True},
+    ),
+    Scenario(
+        name="proxy-silent-drop",
+        reproduces="a cloud proxy drops idle connections silently; max_lifetime below its cut does not help, since"
+        " psycopg retires a connection only when it is returned or checked, never while it sits idle in the pool",
+        faulty_pattern="the field report's fix: max_lifetime 1.5 s below the proxy's 2 s silent idle cut"
+        " (6 h and 1 h there); no check; quiet phases of 3 s; the client's tcp_user_timeout 1 s"
+        " (--proxy-client-timeout)",
+        fix="check=ConnectionPool.check_connection, with the same tcp_user_timeout: a dead connection is found"
+        " and replaced before a request gets it (max_idle below the cut fixes it too); same max_lifetime",
+        expected_faulty="requests that hang into a cut connection for the tcp_user_timeout, then db_connection_closed",
+        expected_fixed="no failed request: the checks hang instead, measured as hung time (the verdict still"
+        " counts the cut connections' backends the server keeps: host-vanishes)",
+        rule=silent_drop_failures,
+        shared={"proxy_idle_cut": 2.0, "proxy_mode": "silent", "proxy_client_timeout": 1.0, "max_lifetime": 1.5,
+                "baseline_users": 0, "quiet_seconds": 3.0, "burst_seconds": 2.0, "cycles": 2, "duration": 12.0,
+                "burst_users": 8, "pool_timeout": 8.0},
+        faulty={"pool_check": False},
+        fixed={"pool_check": True},
+    ),
+    Scenario(
+        name="host-vanishes",
+        reproduces="a worker's host (or the network to it) disappears without closing its sockets: the server"
+        " never learns and keeps its connections as orphans, counted against max_connections",
+        faulty_pattern="the relay stops forwarding the app's idle connections without a FIN or RST (a silent"
+        " cut after 2 s idle), as a vanished host or a partition would; the server's defaults (keepalive after"
+        " 2 h, no idle_session_timeout)",
+        fix="the server ends what it cannot reach: idle_session_timeout 3 s here (tcp_keepalives_idle,"
+        " _interval and _count on a real network; on loopback the relay's kernel answers the probes)",
+        expected_faulty="backends of cut connections still on the server at the end of the run",
+        expected_fixed="each such backend gone a second after its client",
+        rule=orphaned_backends,
+        # The client's timeout ends the app's side of a cut (the pool's check then replaces the connection).
+        shared={"proxy_idle_cut": 2.0, "proxy_mode": "silent", "proxy_client_timeout": 1.0, "baseline_users": 0, "cycles": 1,
+                "burst_seconds": 3.0, "quiet_seconds": 5.0, "duration": 8.0, "burst_users": 8},
+        faulty={},
+        fixed={"server_settings": {"idle_session_timeout": "3s"}},
     ),
     Scenario(
         name="blocking-loop",

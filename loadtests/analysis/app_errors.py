@@ -1,0 +1,31 @@
+"""The failed requests' own words: the error texts the sample app logged, most frequent first.
+
+The load counts failures by class (db_error, db_connection_closed...); a
+team recognises its bug by the text it saw, such as "can't change
+'autocommit' now" or "the connection is closed". app/errors.py logs one
+line per failed request in the gunicorn log of its host:
+
+    ... poolcheck.app.errors: GET /items/read: db_error (can't change 'autocommit' now: ...)
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+_LINE = re.compile(r"poolcheck\.app\.errors: [A-Z]+ \S+: ([a-z_]+) \((.*)\)$")
+_MOST = 5  # texts kept in the summary
+_TEXT_CHARS = 120
+
+
+def app_error_texts(run_dir: Path) -> dict[str, int]:
+    """`class: text` -> failed requests, the `_MOST` most frequent, from every host's gunicorn log."""
+    counts: Counter[str] = Counter()
+    for log in sorted(run_dir.glob("gunicorn-h*.log")):
+        with open(log, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                found = _LINE.search(line.rstrip("\n"))
+                if found:
+                    counts[f"{found.group(1)}: {found.group(2)[:_TEXT_CHARS]}"] += 1
+    return dict(counts.most_common(_MOST))
