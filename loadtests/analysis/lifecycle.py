@@ -92,8 +92,9 @@ def drain_after(
     """
     start, end, quiet_end = window
     peak_per_worker = max((max_between(steps, start, end) for steps in per_worker.values()), default=0)
-    extra = max(peak_per_worker - min_size, 0)
-    back_at = first_at_or_below(total, end, quiet_end, target)
+    # min_size, max_idle or target None: not declared, and what needs it is None ("not known").
+    extra = None if min_size is None else max(peak_per_worker - min_size, 0)
+    back_at = None if target is None else first_at_or_below(total, end, quiet_end, target)
     drain_s = None if back_at is None else round(back_at - end, 3)
     idle_at = first_at_or_below(active, end, quiet_end, quiet_users)
     tail_s = round((idle_at if idle_at is not None else end) - end, 3)
