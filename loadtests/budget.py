@@ -8,6 +8,7 @@ psycopg or asyncpg pool, `pool_size + max_overflow` for a SQLAlchemy engine
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,15 @@ class Budget:
     def __post_init__(self) -> None:
         if self.max_overflow is not None and not 0 <= self.max_overflow < self.max_size:
             raise ValueError(f"max_overflow ({self.max_overflow}) must be in [0, max_size {self.max_size}): pool_size >= 1")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Budget":
+        """A budget back from its `as_dict()` form (derived figures ignored; older forms lack the newer keys)."""
+        return cls(
+            hosts=data["hosts"], workers=data["workers"], max_size=data["max_size"],
+            pools_per_worker=data.get("pools_per_worker", 1), extra_clients=data.get("extra_clients", 0),
+            pool_sizes=tuple(data.get("pool_sizes") or ()), max_overflow=data.get("max_overflow"),
+        )
 
     @classmethod
     def for_engines(cls, *, pool_size: int, max_overflow: int, **rest: int) -> "Budget":
@@ -75,6 +85,12 @@ class ServerLimits:
     max_connections: int
     superuser_reserved_connections: int = 3
     reserved_connections: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ServerLimits":
+        return cls(max_connections=data["max_connections"],
+                   superuser_reserved_connections=data["superuser_reserved_connections"],
+                   reserved_connections=data.get("reserved_connections", 0))
 
     @property
     def usable(self) -> int:
@@ -129,6 +145,11 @@ def explain(budget: Budget, limits: ServerLimits) -> str:
         f" - superuser_reserved {limits.superuser_reserved_connections}"
         f" - reserved {limits.reserved_connections}; {verdict} (headroom {headroom(budget, limits)})"
     )
+
+
+def budget_sentence(budget: dict[str, Any], server: dict[str, Any]) -> str:
+    """`explain` over the figures stored in manifest.json and summary.json: the one budget sentence of a run."""
+    return explain(Budget.from_dict(budget), ServerLimits.from_dict(server))
 
 
 def allowed(limits: ServerLimits, *, headroom_ratio: float = 0.0) -> int:

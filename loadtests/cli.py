@@ -198,6 +198,10 @@ def cli() -> None:
 @_setting("--pools-per-worker", type=int, help="pools in each worker of a --target-url app, each of --max-size")
 @_setting("--pool-sizes", callback=_pool_sizes, metavar="N,N,...",
           help="max_size of each pool in a worker of a --target-url app, e.g. 4,4,10")
+@_setting("--metrics-url", metavar="URL",
+          help="your app's Prometheus endpoint with pool stats (psycopg_pool names); without it, none are scraped")
+@_setting("--pool", "pools", multiple=True, metavar="KIND:max=N[,min=N,max_idle=S,max_lifetime=S]",
+          help="one pool of each worker of a --target-url app, with what is known of it (repeatable, one per pool)")
 @_setting("--watch-filter", "watch_filter", multiple=True, callback=_server_setting, metavar="NAME=VALUE",
           help="count only backends of this database, user or application_name prefix (repeatable)")
 @_setting("--locustfile", type=click.Path(path_type=Path, dir_okay=False),

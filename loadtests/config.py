@@ -13,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.settings import APP_PATTERNS, check_pattern_pool_kind
 
 from loadtests.budget import Budget, PoolerBudget, PoolerSettings, ServerLimits
+from loadtests.pools import PoolSpec, parse_pool, pools_label
 from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
 from loadtests.redact import redact_dsn
 from loadtests.shapes import BURST, DEFAULT_LOAD, Stage, burst_stages
 from loadtests.sources.attribution import WatchFilter, parse_watch_filter
 from loadtests.thresholds import parse_threshold
+from loadtests.sources.server_log import looks_like_server_log
 
 COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
 LOOPBACK = "127.0.0.1"
@@ -179,6 +181,9 @@ class RunConfig(BaseModel):
     def _readable_server_log(cls, path: Path | None) -> Path | None:
         if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
             raise ValueError("not a readable file: give the server's jsonlog or csvlog")
+        if path is not None and not looks_like_server_log(path):
+            raise ValueError("not a PostgreSQL jsonlog or csvlog (its first line has no log timestamp);"
+                             " set log_destination to jsonlog or csvlog")
         return path
 
     @model_validator(mode="after")
@@ -284,6 +289,8 @@ class RunConfig(BaseModel):
     target_url: str | None = None
     pools_per_worker: int = Field(1, ge=1, le=64)
     pool_sizes: tuple[Annotated[int, Field(ge=1, le=1000)], ...] = ()
+    metrics_url: str | None = Field(None, description="your app's Prometheus endpoint of pool stats, scraped if given")
+    pools: tuple[str, ...] = Field((), description="each pool of a worker, KIND:max=N[,min=N,max_idle=S,max_lifetime=S]")
     watch_filter: dict[str, str] = Field(default_factory=dict)
     locustfile: Path | None = None
 
@@ -296,6 +303,16 @@ class RunConfig(BaseModel):
     @classmethod
     def _valid_target_url(cls, url: str | None) -> str | None:
         return None if url is None else _check_target_url(url)
+
+    @field_validator("metrics_url")
+    @classmethod
+    def _valid_metrics_url(cls, url: str | None) -> str | None:
+        return None if url is None else _check_target_url(url)
+
+    @field_validator("pools")
+    @classmethod
+    def _valid_pools(cls, specs: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(parse_pool(spec)) for spec in specs)
 
     @field_validator("watch_filter")
     @classmethod
@@ -321,6 +338,12 @@ class RunConfig(BaseModel):
             raise ValueError("--fault worker-kill and worker-term: stop a worker of the sample app, not of a --target-url app")
         if self.target_url is None and (self.pool_sizes or self.pools_per_worker != 1):
             raise ValueError("--pool-sizes and --pools-per-worker describe an app of your own: use with --target-url")
+        if self.metrics_url is not None and self.target_url is None:
+            raise ValueError("--metrics-url: the sample app's /metrics is scraped already; use with --target-url")
+        if self.pools and self.target_url is None:
+            raise ValueError("--pool describes a pool of an app of your own: use with --target-url")
+        if self.pools and (self.pool_sizes or self.pools_per_worker != 1 or self.engines):
+            raise ValueError("give --pool for each pool, or --pool-sizes / --pools-per-worker, not both")
         if self.pool_sizes and self.pools_per_worker not in (1, len(self.pool_sizes)):
             raise ValueError("give --pool-sizes or --pools-per-worker, not both")
         if self.pool_sizes and self.engines:
@@ -384,14 +407,40 @@ class RunConfig(BaseModel):
                 hosts=self.hosts, workers=self.workers, pool_size=self.pool_size, max_overflow=self.max_overflow,
                 pools_per_worker=self.pools_per_worker, extra_clients=COLLECTOR_CLIENTS + self.other_clients,
             )
+        sizes = tuple(pool.max_size for pool in self.declared_pools) if self.pools else self.pool_sizes
         return Budget(
             hosts=self.hosts,
             workers=self.workers,
-            max_size=max(self.pool_sizes, default=self.max_size),
-            pools_per_worker=len(self.pool_sizes) or self.pools_per_worker,
-            pool_sizes=self.pool_sizes,
+            max_size=max(sizes, default=self.max_size),
+            pools_per_worker=len(sizes) or self.pools_per_worker,
+            pool_sizes=sizes,
             extra_clients=COLLECTOR_CLIENTS + self.other_clients,
         )
+
+    @property
+    def declared_pools(self) -> list[PoolSpec]:
+        """Each pool of one worker with what is known of it (loadtests/pools.py).
+
+        The sample app's pool is the harness's own: all of it is known. An app
+        of your own has what was declared: `--pool`, else `--pool-sizes` (sizes
+        only), else `--pools-per-worker` pools of the settings given.
+        """
+        if self.pools:
+            return [parse_pool(spec) for spec in self.pools]
+        if self.target_url is None:
+            return [PoolSpec(self.pool_kind, self.max_size, self.min_size, self.max_idle, self.max_lifetime)]
+        given = self.model_fields_set
+        if self.pool_sizes:
+            return [PoolSpec("pool", size) for size in self.pool_sizes]
+        known = {name: getattr(self, name) for name in ("min_size", "max_idle", "max_lifetime") if name in given}
+        kind = self.pool_kind if "pool_kind" in given else "pool"
+        return [PoolSpec(kind, self.max_size, **known) for _ in range(self.pools_per_worker)]
+
+    def run_label(self) -> str:
+        """The run folder's name: the sample app's pool settings, or `target-` and the declared pools."""
+        if self.target_url is None:
+            return f"w{self.workers}-m{self.max_size}-{self.pool_kind}"
+        return f"target-w{self.workers}-{pools_label(self.budget.pool_sizes or (self.max_size,) * self.pools_per_worker)}"
 
     @property
     def watch(self) -> WatchFilter:
@@ -457,7 +506,7 @@ class RunConfig(BaseModel):
         return data
 
 
-_OPTION_NAMES = {"faults": "--fault", "server_settings": "--server-setting", "thresholds": "--threshold"}
+_OPTION_NAMES = {"faults": "--fault", "server_settings": "--server-setting", "thresholds": "--threshold", "pools": "--pool"}
 
 
 def _option(loc: tuple[Any, ...]) -> str:

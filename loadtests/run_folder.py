@@ -28,6 +28,7 @@ LATEST = "latest"  # beside the run folders: the newest one
 # -- the samplers (loadtests/sources/) --------------------------------------------
 CONNECTIONS_CSV = "connections.csv"
 CONNECTIONS_EXACT_CSV = "connections_exact.csv"
+BACKENDS_CSV = "backends.csv"
 SERVER_JSON = "server.json"
 POOL_STATS_CSV = "pool_stats.csv"
 WORKERS_CSV = "workers.csv"

@@ -86,7 +86,7 @@ def test_pool_totals_take_each_workers_last_counters_and_the_maxima():
     assert pool["pool_timeouts"] == 2 and pool["connections_lost"] == 2
     assert pool["requests_waiting_max"] == 4 and pool["event_loop_lag_max_ms"] == 40.5
     assert pool["per_worker"]["1"]["requests_waiting_max"] == 4
-    assert pool_figures([]) == {"available": False, "workers": 0}
+    assert pool_figures([]) == {}
 
 
 def test_short_run_has_pool_exact_and_lifecycle_figures(short_run):

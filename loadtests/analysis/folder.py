@@ -21,6 +21,7 @@ from typing import Any
 from loadtests.faults import read_events
 from loadtests.proxy.events import read_events as read_proxy_events
 from loadtests.run_folder import (
+    BACKENDS_CSV,
     CONNECTIONS_CSV,
     FAILURES_BY_SECOND_CSV,
     FAULTS_JSONL,
@@ -40,6 +41,7 @@ from loadtests.run_folder import (
     epoch,
     read_json,
 )
+from loadtests.sources.backends import SeenBackend, read_backends
 from loadtests.sources.collector import clock_origin, read_connections
 from loadtests.sources.pgbouncer_pools import read_pools
 from loadtests.sources.pool_stats import read_pool_stats, read_workers
@@ -118,6 +120,11 @@ class RunFolder:
     def pgbouncer_pools(self) -> list[dict[str, Any]]:
         """pgbouncer_pools.csv: PgBouncer's SHOW POOLS per sample, for a run behind it; empty otherwise."""
         return read_pools(self.file(PGBOUNCER_POOLS_CSV))
+
+    @cached_property
+    def backends(self) -> dict[str, SeenBackend]:
+        """backends.csv by session_id: every backend the collector saw, those open at its start first."""
+        return read_backends(self.file(BACKENDS_CSV))
 
     @cached_property
     def pool_stats(self) -> list[dict[str, Any]]:

@@ -59,7 +59,8 @@ def _count(by_application: dict[str, dict[str, int]], keep: Callable[[str], bool
 
 
 def exact_steps(sessions: list[Session], *, keep: Callable[[str], bool]) -> Steps:
-    return counts_over_time(sessions, include=lambda s: keep(s.application_name))
+    """Log sessions as steps: those of the clients `keep` accepts (`Session.client`, else the application_name)."""
+    return counts_over_time(sessions, include=lambda s: keep(s.client or s.application_name))
 
 
 def burst_windows(shape: list[dict[str, Any]], *, load_start: float) -> list[tuple[float, float, float]]:
@@ -94,9 +95,9 @@ def drain_after(
     per_worker: dict[str, Steps],
     active: Steps,
     quiet_users: int,
-    target: int,
-    min_size: int,
-    max_idle: float,
+    target: int | None,
+    min_size: int | None,
+    max_idle: float | None,
 ) -> dict[str, Any]:
     """How long the connections took to come back to `target` after one burst, and the prediction.
 
@@ -109,14 +110,19 @@ def drain_after(
     if quiet_end - end < MIN_QUIET_S:
         quiet_end = end  # nothing to measure: see MIN_QUIET_S
     peak_per_worker = max((max_between(steps, start, end) for steps in per_worker.values()), default=0)
-    extra = max(peak_per_worker - min_size, 0)
-    back_at = first_at_or_below(total, end, quiet_end, target) if quiet_end > end else None
+    # min_size, max_idle or target None: not declared, and what needs it is None ("not known").
+    extra = None if min_size is None else max(peak_per_worker - min_size, 0)
+    back_at = None if target is None or quiet_end <= end else first_at_or_below(total, end, quiet_end, target)
     drain_s = None if back_at is None else round(back_at - end, 3)
     idle_at = first_at_or_below(active, end, quiet_end, quiet_users)
     tail_s = round((idle_at if idle_at is not None else end) - end, 3)
     # One connection per max_idle tick; the first tick after the load may still
     # have seen the pool busy, so the bound allows one tick more.
-    predicted_max_s = round((extra + 1) * max_idle, 3) if extra else 0.0
+    if extra is None or max_idle is None:
+        predicted_s = predicted_max_s = None
+    else:
+        predicted_s = round(extra * max_idle, 3)
+        predicted_max_s = round((extra + 1) * max_idle, 3) if extra else 0.0
     return {
         "peak_total": max_between(total, start, end),
         "peak_per_worker": peak_per_worker,
@@ -126,14 +132,25 @@ def drain_after(
         "load_tail_s": tail_s,
         "left_at_quiet_end": value_at(total, quiet_end),
         "quiet_s": round(quiet_end - end, 3),
-        "predicted_s": round(extra * max_idle, 3),
+        "predicted_s": predicted_s,
         "predicted_max_s": predicted_max_s,
-        "within_prediction": None if drain_s is None else drain_s <= tail_s + predicted_max_s,
+        "within_prediction": None if drain_s is None or predicted_max_s is None else drain_s <= tail_s + predicted_max_s,
     }
 
 
-def production_drain(*, peak_per_worker: int, min_size: int, max_size: int, prod_max_idle: float) -> dict[str, Any]:
-    """The same rule at production's max_idle: how long the burst's extra connections stay idle."""
+def production_drain(
+    *, peak_per_worker: int, min_size: int | None, max_size: int | None, prod_max_idle: float | None
+) -> dict[str, Any]:
+    """The same rule at production's max_idle: how long the burst's extra connections stay idle.
+
+    None for what needs a setting nobody declared (`not_known` names it).
+    """
+    if min_size is None or max_size is None or prod_max_idle is None:
+        missing = "min_size" if min_size is None or max_size is None else "max_idle"
+        extra = None if min_size is None else max(peak_per_worker - min_size, 0)
+        return {"max_idle_s": prod_max_idle, "peak_per_worker": peak_per_worker, "extra_per_worker": extra,
+                "predicted_drain_s": None, "predicted_drain": f"not known ({missing} not declared)",
+                "worst_case_drain_s": None, "worst_case_drain": "not known", "not_known": missing}
     extra = max(peak_per_worker - min_size, 0)
     worst = max(max_size - min_size, 0)
     return {
@@ -182,11 +199,16 @@ def session_ages(sessions: list[Session], *, log_end: float | None) -> list[tupl
 
 
 def age_figures(
-    *, sessions: list[Session] | None, log_end: float | None, rows: list[dict[str, Any]], max_lifetime: float
+    *, sessions: list[Session] | None, log_end: float | None, rows: list[dict[str, Any]], max_lifetime: float | None
 ) -> dict[str, Any]:
-    """Oldest connection against max_lifetime, and every session that outlived it."""
+    """Oldest connection against max_lifetime, and every session that outlived it (max_lifetime None: not known)."""
     oldest_sampled = max((r["oldest_backend_s"] for r in rows), default=0.0)
     figures: dict[str, Any] = {"max_lifetime_s": max_lifetime, "oldest_sampled_s": round(oldest_sampled, 3)}
+    if max_lifetime is None:
+        aged = session_ages(sessions, log_end=log_end) if sessions is not None else []
+        return {**figures, "source": "samples" if sessions is None else "server log", "exceeded": None,
+                "oldest_session_s": round(aged[0][0], 3) if aged else None,
+                "not_known": "max_lifetime not declared"}
     if sessions is None:
         return {**figures, "source": "samples", "exceeded": oldest_sampled > max_lifetime}
     aged = session_ages(sessions, log_end=log_end)

@@ -12,6 +12,8 @@ from typing import Any
 from loadtests.analysis import lifecycle
 from loadtests.analysis.exact_counts import ClientLog, exact_figures, read_client_log, unavailable
 from loadtests.analysis.folder import RunFolder
+from loadtests.analysis.known_pools import known_pools
+from loadtests.sources.attribution import is_app_client
 from loadtests.sources.pool_stats import LAG_COLUMN
 
 logger = logging.getLogger("poolcheck.accounting")
@@ -36,7 +38,7 @@ def accounting_sections(folder: RunFolder, *, sampled: dict[str, Any]) -> dict[s
     exact = exact_figures(log, sampled=sampled, origin=folder.clock_origin, app_prefix=folder.app_prefix) if log else None
     return {
         "exact": exact or unavailable(reason),
-        "pool": pool_figures(folder.pool_stats),
+        "pool": pool_figures(folder.pool_stats) or _no_pool_figures(folder),
         "lifecycle": lifecycle_figures(folder, log=log),
     }
 
@@ -46,6 +48,13 @@ def _client_log(folder: RunFolder) -> tuple[ClientLog | None, str]:
         log = read_client_log(folder)
     except ValueError as exc:  # a log_timezone this module cannot place
         return None, f"the server log cannot be read: {exc}"
+    settings = folder.server_settings
+    off = [name for name in ("log_connections", "log_disconnections") if settings.get(name) == "off"]
+    if log is not None and off:
+        # Without both records a session's start or end is missing: counts from such a log are not exact.
+        return None, f"the server has {' and '.join(off)} off: the log cannot tell when sessions open and close"
+    if log is not None and not log.sessions and not log.refusals and folder.connections and folder.connections[-1]["total"]:
+        return None, f"the server log ({log.source}) holds no connection records of the watched clients"
     if log is not None:
         return log, ""
     if folder.embedded:
@@ -53,10 +62,21 @@ def _client_log(folder: RunFolder) -> tuple[ClientLog | None, str]:
     return None, "only sampled figures exist: pass --server-log PATH (the server's jsonlog or csvlog) with --dsn for exact ones"
 
 
+def _no_pool_figures(folder: RunFolder) -> dict[str, Any]:
+    config = folder.manifest["config"]
+    if config.get("target_url") is not None and not config.get("metrics_url"):
+        reason = "your app's pools were not scraped: give --metrics-url URL of its Prometheus pool stats"
+    elif config.get("target_url") is not None:
+        reason = f"{config['metrics_url']} gave no pool stats the harness reads (see scraper.log)"
+    else:
+        reason = "the sample app's /metrics gave no pool stats (see scraper.log)"
+    return {"available": False, "workers": 0, "reason": reason}
+
+
 def pool_figures(stats: list[dict[str, Any]]) -> dict[str, Any]:
-    """Totals and maxima of every worker's pool, from pool_stats.csv rows."""
+    """Totals and maxima of every worker's pool, from pool_stats.csv rows; {} when there are none."""
     if not stats:
-        return {"available": False, "workers": 0}
+        return {}
     last: dict[int, dict[str, Any]] = {}
     for row in stats:
         last[row["pid"]] = row
@@ -97,14 +117,14 @@ def _worker(pid: int, stats: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def lifecycle_figures(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
-    config, app_prefix = folder.manifest["config"], folder.app_prefix
+    app_prefix = folder.app_prefix
     sessions = log.sessions if log else None
     return {
         "ages": lifecycle.age_figures(
-            sessions=[s for s in sessions if s.application_name.startswith(app_prefix)] if sessions is not None else None,
+            sessions=[s for s in sessions if is_app_client(s.client, app_prefix)] if sessions is not None else None,
             log_end=log.ends_at if log else None,
             rows=folder.connections,
-            max_lifetime=config["max_lifetime"],
+            max_lifetime=known_pools(folder.manifest).max_lifetime,
         ),
         "drain": _drain(folder, log=log),
         "orphans": lifecycle.orphan_figures(
@@ -115,15 +135,15 @@ def lifecycle_figures(folder: RunFolder, *, log: ClientLog | None) -> dict[str, 
 
 def _drain(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
     manifest, rows, app_prefix, origin = folder.manifest, folder.connections, folder.app_prefix, folder.clock_origin
-    config = manifest["config"]
+    config, known = manifest["config"], known_pools(manifest)
     load_start = folder.load_start
     total, per_worker, source = _app_steps(rows, log, app_prefix)
-    active = lifecycle.sampled_steps(rows, keep=lambda a: a.startswith(app_prefix), states=("active",))
+    active = lifecycle.sampled_steps(rows, keep=lambda a: is_app_client(a, app_prefix), states=("active",))
     # A SQLAlchemy engine drains to pool_size at once (its overflow closes on return) and never below.
     engine = config.get("pool_kind") == "sqlalchemy" and config.get("pool_size") is not None
-    floor = config["pool_size"] if engine else config["min_size"]
-    max_idle = 0.0 if engine else config["max_idle"]
-    target = config["hosts"] * config["workers"] * floor
+    floor = config["pool_size"] if engine else known.per_worker_min
+    max_idle = 0.0 if engine else known.drain_idle
+    target = None if floor is None else config["hosts"] * config["workers"] * floor
     bursts = []
     windows = lifecycle.burst_windows(manifest.get("shape", []), load_start=load_start) if load_start is not None else []
     for window in lifecycle.windows_that_ran(windows, load_end=folder.load_end):
@@ -136,23 +156,26 @@ def _drain(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
     if engine:
         production = lifecycle.engine_production_drain(peak_per_worker=peak_per_worker, pool_size=floor)
         return {"source": source, "max_idle_s": None, "rule": production["rule"], "bursts": bursts, "production": production}
+    # The sample app's production max_idle is --prod-max-idle; an app of your own's is what its pools declare.
+    prod_max_idle = config.get("prod_max_idle", lifecycle.DEFAULT_PROD_MAX_IDLE) if app_prefix else known.drain_idle
     production = lifecycle.production_drain(
         peak_per_worker=peak_per_worker,
-        min_size=config["min_size"],
-        max_size=config["max_size"],
-        prod_max_idle=config.get("prod_max_idle", lifecycle.DEFAULT_PROD_MAX_IDLE),
+        min_size=known.per_worker_min,
+        max_size=known.per_worker_max,
+        prod_max_idle=prod_max_idle,
     )
-    return {"source": source, "max_idle_s": config["max_idle"], "rule": "one unused connection closed per max_idle", "bursts": bursts, "production": production}
+    return {"source": source, "max_idle_s": known.drain_idle, "rule": "one unused connection closed per max_idle",
+            "bursts": bursts, "production": production}
 
 
 def _app_steps(rows: list[dict[str, Any]], log: ClientLog | None, app_prefix: str) -> tuple[lifecycle.Steps, dict[str, lifecycle.Steps], str]:
     if log is not None:
-        names = {s.application_name for s in log.sessions if s.application_name.startswith(app_prefix)}
+        names = {s.client for s in log.sessions if is_app_client(s.client, app_prefix)}
         per_worker = {n: lifecycle.exact_steps(log.sessions, keep=lambda a, n=n: a == n) for n in names}
-        return lifecycle.exact_steps(log.sessions, keep=lambda a: a.startswith(app_prefix)), per_worker, "server log"
-    names = {a for row in rows for a in row["by_application"] if a.startswith(app_prefix)}
+        return lifecycle.exact_steps(log.sessions, keep=lambda a: is_app_client(a, app_prefix)), per_worker, "server log"
+    names = {a for row in rows for a in row["by_application"] if is_app_client(a, app_prefix)}
     per_worker = {n: lifecycle.sampled_steps(rows, keep=lambda a, n=n: a == n) for n in names}
-    return lifecycle.sampled_steps(rows, keep=lambda a: a.startswith(app_prefix)), per_worker, "samples"
+    return lifecycle.sampled_steps(rows, keep=lambda a: is_app_client(a, app_prefix)), per_worker, "samples"
 
 
 def accounting_lines(summary: dict[str, Any]) -> list[str]:
@@ -176,7 +199,7 @@ def _exact_line(exact: dict[str, Any]) -> str:
 
 def _pool_line(pool: dict[str, Any]) -> str:
     if not pool.get("available"):
-        return ""
+        return f"pools: {pool['reason']}" if pool.get("reason") else ""
     return (
         f"pools ({pool['workers']} workers): {pool['requests_queued']} of {pool['requests_total']} requests queued,"
         f" {pool['wait_ms_total']} ms waited in all, max {pool['requests_waiting_max']} waiting;"
@@ -205,7 +228,9 @@ def _lifecycle_lines(section: dict[str, Any]) -> list[str]:
             f" connections per worker close as they are returned; the {production['kept_per_worker']} of pool_size"
             " stay open for good (a QueuePool never shrinks)"
         )
-    if production and production["extra_per_worker"]:
+    if production and production["extra_per_worker"] and production.get("not_known"):
+        lines.append(f"drain in production: not known, the pools' {production['not_known']} was not declared (--pool)")
+    elif production and production["extra_per_worker"]:
         lines.append(
             f"drain in production (max_idle {production['max_idle_s']:g} s): the {production['extra_per_worker']}"
             f" connections per worker above min_size take about {production['predicted_drain']} to close,"
@@ -219,7 +244,13 @@ def _lifecycle_lines(section: dict[str, Any]) -> list[str]:
 
 
 def _burst_line(number: int, burst: dict[str, Any]) -> str:
-    rule = f"predicted {burst['predicted_s']:g} s, at most {burst['predicted_max_s']:g} s"
+    if burst["predicted_s"] is None:
+        rule = "predicted: not known, the pools' min_size or max_idle was not declared"
+    else:
+        rule = f"predicted {burst['predicted_s']:g} s, at most {burst['predicted_max_s']:g} s"
+    if burst["target"] is None:
+        return (f"drain after burst {number}: {burst['peak_total']} connections at the burst's peak,"
+                f" {burst['left_at_quiet_end']} at the end of the quiet phase (back at min_size: not known, not declared)")
     if not burst["quiet_s"]:
         return f"drain after burst {number}: not measured, the load ended with the burst or within a second of it ({rule})"
     if burst["drained"]:

@@ -11,6 +11,7 @@ from loadtests.analysis.bursts import run_burst_figures
 from loadtests.analysis.fault_figures import fault_figures
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.advice import advise
+from loadtests.analysis.holders import Holders, holder_reasons
 from loadtests.analysis.app_errors import app_error_texts
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.analysis.headroom import DEFAULT_TARGET, headroom_of, verdict_with_headroom
@@ -18,8 +19,9 @@ from loadtests.analysis.load_spread import load_spread
 from loadtests.analysis.pgbouncer_figures import pgbouncer_section, pooler_reasons
 from loadtests.analysis.sections import accounting_sections
 from loadtests.analysis.threshold_checks import check_thresholds, threshold_reason
-from loadtests.budget import ServerLimits
+from loadtests.budget import ServerLimits, budget_sentence
 from loadtests.failure_classes import error_class
+from loadtests.sources.attribution import is_app_client
 from loadtests.run_folder import SCHEMA_VERSION
 
 PASS, FAIL, INTERRUPTED, INCOMPLETE = "pass", "fail", "interrupted", "incomplete"
@@ -67,13 +69,15 @@ def worker_pid(application_name: str) -> int | None:
 def connection_figures(rows: list[dict[str, Any]], *, app_prefix: str) -> dict[str, Any]:
     """Peak, when it happened, sampling rate and the workers seen, from collector rows."""
     if not rows:
-        return {"samples": 0, "peak": 0, "peak_at_s": None, "workers_seen": [], "peak_by_worker": {}}
+        return {"samples": 0, "peak": 0, "peak_at_s": None, "workers_seen": [], "peak_by_worker": {}, "other_clients": {},
+                "app_peak": 0}
     peak_row = max(rows, key=lambda r: r["total"])
     per_worker: dict[str, int] = {}
+    others: dict[str, int] = {}
     for row in rows:
         for app, states in row["by_application"].items():
-            if app.startswith(app_prefix):
-                per_worker[app] = max(per_worker.get(app, 0), sum(states.values()))
+            held = others if not is_app_client(app, app_prefix) else per_worker
+            held[app] = max(held.get(app, 0), sum(states.values()))
     span = rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]
     return {
         "samples": len(rows),
@@ -82,9 +86,16 @@ def connection_figures(rows: list[dict[str, Any]], *, app_prefix: str) -> dict[s
         "peak_at_s": round(peak_row["elapsed_s"], 3),
         "workers_seen": sorted(p for p in (worker_pid(a) for a in per_worker) if p is not None),
         "peak_by_worker": dict(sorted(per_worker.items())),
+        # Watched connections of clients that are not the app's workers: counted in `peak`, shown as such.
+        "other_clients": dict(sorted(others.items())),
+        "app_peak": max((_app_total(r, app_prefix) for r in rows), default=0),
         "oldest_backend_s": round(max(r["oldest_backend_s"] for r in rows), 3),
         "oldest_idle_s": round(max(r["oldest_idle_s"] for r in rows), 3),
     }
+
+
+def _app_total(row: dict[str, Any], app_prefix: str) -> int:
+    return sum(sum(states.values()) for app, states in row["by_application"].items() if is_app_client(app, app_prefix))
 
 
 def decide(
@@ -99,6 +110,8 @@ def decide(
     samples: int,
     refusals: int | None = None,
     budget_total: int | None = None,
+    holders: Holders | None = None,
+    per_worker: int | None = None,
 ) -> tuple[str, list[str]]:
     """The verdict and every reason for it.
 
@@ -127,8 +140,11 @@ def decide(
         )
     elif at_limit:
         notes.append(f"peak {peak} (+{harness_clients} of the harness) filled the usable limit {usable} without a refusal: no headroom left")
-    if peak > pools_total:
-        failing.append(f"peak {peak} connections is above what the pools may hold ({pools_total}): connections leaked")
+    if holders is None:
+        holders = Holders(app_peak=peak)
+    held, held_notes = holder_reasons(holders, pools_total=pools_total, per_worker=per_worker, requests=requests)
+    failing += held
+    notes += held_notes
     if errors.get("db_too_many_connections"):
         failing.append(f"{errors['db_too_many_connections']} requests failed with db_too_many_connections")
     if requests["failure_ratio"] > max_failure_ratio:
@@ -138,8 +154,9 @@ def decide(
         )
     if failing:
         return FAIL, failing
+    within = f"peak {peak} connections" if not holders.others else f"the app's peak {holders.app_peak} connections"
     return PASS, [
-        f"peak {peak} connections within the pools' budget {pools_total} and the usable limit {usable}",
+        f"{within} within the pools' budget {pools_total} and the usable limit {usable}",
         f"failure ratio {requests['failure_ratio']:.4f} within --max-failure-ratio {max_failure_ratio:g}",
         *notes,
     ]
@@ -184,6 +201,8 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         samples=figures["samples"],
         refusals=accounting["exact"].get("refusals"),
         budget_total=server_side["server_total"] if server_side else budget["total"],
+        holders=Holders.of(figures, config=config, own_app=not folder.app_prefix),
+        per_worker=budget.get("per_worker"),
     )
     if pooler and pooler_reasons(pooler):
         verdict, reasons = FAIL, [*pooler_reasons(pooler), *(reasons if verdict == FAIL else [])]
@@ -205,6 +224,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "complete": status in ("finished", INTERRUPTED),
         "budget": budget,
         "server": server,
+        "budget_sentence": budget_sentence(budget, server),
         "peak_connections": figures["peak"],
         "peak_connections_at_s": figures["peak_at_s"],
         "connections": figures,

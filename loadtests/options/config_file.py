@@ -84,7 +84,10 @@ def _keys(command: click.Command) -> dict[str, click.Option]:
 
 
 def _as_click_value(param: click.Option, value: Any) -> Any:
-    """TOML's types as the option takes them: a table for NAME=VALUE options, a list for comma lists."""
+    """TOML's types as the option takes them: a table for NAME=VALUE options, a list for comma lists,
+    an array of tables (`[[pool]]`: kind = "sync", min = 4, max = 4) as repeated `KIND:key=value,...`."""
+    if param.multiple and isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return [_table_as_option(item) for item in value]
     if isinstance(value, dict) and param.multiple:
         return [f"{name}={setting}" for name, setting in value.items()]
     if isinstance(value, list) and not param.multiple:
@@ -92,6 +95,12 @@ def _as_click_value(param: click.Option, value: Any) -> Any:
     if param.multiple and not isinstance(value, list):
         return [value]
     return value
+
+
+def _table_as_option(table: dict[str, Any]) -> str:
+    """One `[[pool]]` table in the `--pool` form: `KIND:key=value,...`."""
+    rest = ",".join(f"{key}={value}" for key, value in table.items() if key != "kind")
+    return f"{table.get('kind', '')}:{rest}"
 
 
 def default_map(command: click.Command, table: dict[str, Any], where: str) -> dict[str, Any]:

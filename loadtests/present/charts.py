@@ -196,8 +196,8 @@ def pool(stats: dict[str, dict[str, tuple[list[float], list[float]]]], *, marks:
     return _layout(figure, title="Pool figures", height=max(260 * len(names), 360))
 
 
-def lifecycle(conn: Connections, drains: list[dict[str, Any]], *, max_lifetime: float, max_idle: float,
-              marks: Marks) -> go.Figure:
+def lifecycle(conn: Connections, drains: list[dict[str, Any]], *, max_lifetime: float | None,
+              max_idle: float | None, marks: Marks) -> go.Figure:
     """Connection ages against max_lifetime and max_idle, and when the connections were back at
     min_size after each burst (the summary's drain, `drains` with each burst's end on the load's axis)."""
     figure = go.Figure()
@@ -211,13 +211,17 @@ def lifecycle(conn: Connections, drains: list[dict[str, Any]], *, max_lifetime: 
     ))
     top = max(conn.oldest_backend_s, default=0.0)
     for label, value, color in (("max_lifetime", max_lifetime, "#1f77b4"), ("max_idle", max_idle, "#2ca02c")):
-        if value <= 1.5 * top:  # a limit far above every age would flatten the chart; the title says it
+        if value and value <= 1.5 * top:  # a limit far above every age would flatten the chart; the title says it
             figure.add_hline(y=value, line_color=color, line_dash="dash", annotation_text=f"{label} {value:g} s")
     _mark(figure, marks, rows=1)
     figure.update_yaxes(title_text="seconds", rangemode="tozero")
     figure.update_xaxes(title_text=_TIME_AXIS)
-    title = f"Connection age (max_lifetime {max_lifetime:g} s, max_idle {max_idle:g} s) and drain after bursts"
+    title = f"Connection age (max_lifetime {_seconds(max_lifetime)}, max_idle {_seconds(max_idle)}) and drain after bursts"
     return _layout(figure, title=title, height=360)
+
+
+def _seconds(value: float | None) -> str:
+    return "not known" if value is None else f"{value:g} s"
 
 
 def overlay(runs: list[tuple[str, Connections, Load]]) -> go.Figure:

@@ -20,7 +20,8 @@ from loadtests.analysis.pgbouncer_figures import pooler_series
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import burst_drains, exact_peak
 from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_class, fault_marks, pool_stats, read_series
-from loadtests.budget import Budget, ServerLimits, explain
+from loadtests.analysis.known_pools import known_pools
+from loadtests.budget import budget_sentence
 from loadtests.present import charts, workers
 from loadtests.present.configuration import configuration_rows
 from loadtests.present.pages import display, flatten, render
@@ -94,8 +95,9 @@ def _charts(run: RunSeries, drains: list[dict[str, Any]], *, colors: dict[str, s
     pool = pool_stats(run.folder, t0=run.t0)
     if pool:
         figures.append(("pool", charts.pool(pool, marks=marks, worker_colors=colors)))
-    figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=config["max_lifetime"],
-                                                  max_idle=config["max_idle"], marks=marks)))
+    known = known_pools(run.manifest)
+    figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=known.max_lifetime,
+                                                  max_idle=known.drain_idle, marks=marks)))
     drawn = [(name, figure) for name, figure in figures if _has_points(figure)]
     # --plotlyjs directory: one plotly.min.js beside the run folders (a results folder, a sweep's folder)
     script = script_source(config.get("plotlyjs", INLINE), page_dir=run.run_dir, shared_dir=run.run_dir.parent)
@@ -121,6 +123,8 @@ def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The arithmetic as rows: what may be opened, what the server allows, what was seen."""
     b, s = summary["budget"], summary["server"]
     pools = f"{b['hosts']} hosts x {b['workers']} workers x {b['pools_per_worker']} pools x max_size {b['max_size']}"
+    if b.get("pool_sizes"):  # pools of different sizes: their sum per worker
+        pools = f"{b['hosts']} hosts x {b['workers']} workers x pools of {'+'.join(map(str, b['pool_sizes']))}"
     if b.get("max_overflow") is not None:  # SQLAlchemy engines
         pools += f" (pool_size {b['max_size'] - b['max_overflow']} + max_overflow {b['max_overflow']})"
     rows = [
@@ -158,19 +162,13 @@ def _pooler_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _budget_line(summary: dict[str, Any]) -> str:
-    b, s = summary["budget"], summary["server"]
+    """The summary's own sentence; older summaries: the same function over their figures."""
     pooler = summary.get("pgbouncer", {}).get("budget")
     if pooler:
         return (f"behind PgBouncer: clients {pooler['client_total']} of max_client_conn {pooler['max_client_conn']};"
                 f" server side {pooler['server_total']} of usable {pooler['server_usable']}"
                 f" ({'fits' if pooler['server_fits'] else 'does NOT fit'})")
-    budget = Budget(hosts=b["hosts"], workers=b["workers"], max_size=b["max_size"],
-                    pools_per_worker=b.get("pools_per_worker", 1), extra_clients=b["extra_clients"],
-                    max_overflow=b.get("max_overflow"))
-    limits = ServerLimits(max_connections=s["max_connections"],
-                          superuser_reserved_connections=s["superuser_reserved_connections"],
-                          reserved_connections=s.get("reserved_connections", 0))
-    return explain(budget, limits)
+    return summary.get("budget_sentence") or budget_sentence(summary["budget"], summary["server"])
 
 
 def _request_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:

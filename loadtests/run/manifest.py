@@ -36,7 +36,9 @@ class Manifest:
             "argv": [redact(a) for a in sys.argv],
             # No prefix for an app of your own: every watched connection is the app's.
             "app_name": "" if config.target_url else APP_NAME,
-            "config": config.public(),
+            "config": _described(config),
+            # Each pool of one worker with what is known of it; None where nobody declared a setting.
+            "pools": [pool.as_dict() for pool in config.declared_pools],
             # Settings given on the command line or in --config; the rest are defaults nobody declared.
             "declared": sorted(config.model_fields_set),
             "budget": config.budget.as_dict(),
@@ -62,3 +64,17 @@ class Manifest:
 
     def write(self) -> None:
         write_json(self.path, json.loads(self.redact(json.dumps(self.data))))
+
+
+# The sample app's pool settings: for an app of your own, known only when declared.
+_SAMPLE_POOL_SETTINGS = ("pool_kind", "min_size", "max_size", "max_idle", "max_lifetime")
+
+
+def _described(config: RunConfig) -> dict[str, Any]:
+    """The settings as stored; an app of your own's pool settings nobody declared are None, not the sample's."""
+    data = config.public()
+    if config.target_url is not None:
+        for name in _SAMPLE_POOL_SETTINGS:
+            if name not in config.model_fields_set:
+                data[name] = None
+    return data

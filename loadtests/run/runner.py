@@ -74,14 +74,14 @@ class Runner:
         with counting_signals(self.stop):
             for line in clean_leftovers(config.results_dir):
                 self.echo(f"cleaned up after a killed run: {line}")
-            label = "-".join(filter(None, (self.label, f"w{config.workers}-m{config.max_size}-{config.pool_kind}")))
+            label = "-".join(filter(None, (self.label, config.run_label())))
             self.run_dir = run_dir = new_run_dir(config.results_dir, label=label)
             self.manifest = manifest = Manifest(run_dir, config=config, limits=self.limits, redact=self.redact)
             if config.pooler_budget is not None:
                 for line in budget_math.explain_pooler(config.pooler_budget, self.limits):
                     self.echo(line)
             else:
-                self.echo(budget_math.explain(config.budget, self.limits))
+                self.echo(budget_math.explain(config.budget, self.limits))  # the summary's budget_sentence, the same words
             status = self._run_guarded(run_dir, manifest)
             return finish(
                 status, config=config, run_dir=run_dir, manifest=manifest, redact=self.redact, stop=self.stop,
@@ -121,7 +121,11 @@ class Runner:
             app_urls = [host.url for host in hosts] or [str(config.target_url)]
             manifest.data["app_urls"] = app_urls
             prefix = app_prefix(manifest.data["app_name"])
-            start("scraper", samplers.scraper(config, app_urls=app_urls, app_prefix=prefix, run_dir=run_dir, stop=stop))
+            # Pool telemetry only where it exists: the sample app's /metrics, or the --metrics-url given.
+            metrics_urls = [host.url for host in hosts] or ([config.metrics_url] if config.metrics_url else [])
+            if metrics_urls:
+                start("scraper", samplers.scraper(config, app_urls=metrics_urls, app_prefix=prefix, run_dir=run_dir,
+                                                  stop=stop))
             locust = self._start_locust(start, app_urls=app_urls, run_dir=run_dir)
             manifest.update(load_started_at=now_iso())
             targets = FaultTargets(

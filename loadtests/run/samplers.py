@@ -8,6 +8,7 @@ entering one starts it and waits for its first row.
 from __future__ import annotations
 
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,11 +28,21 @@ def collector(config: RunConfig, *, server_dsn: str, run_dir: Path, stop: Stop) 
         run_dir=run_dir,
         stop=stop,
         interval=config.sample_interval,
-        args=[arg for spec in config.watch.as_specs() for arg in ("--watch", spec)]
+        args=[arg for spec in config.watch.as_specs() for arg in ("--watch", spec)] + _app_port(config)
         + (["--pooler", PGBOUNCER] if config.pgbouncer else []),
         ready=lambda: has_data_row(csv_path),
         env=child_env(POOLCHECK_DSN=server_dsn),
     )
+
+
+def _app_port(config: RunConfig) -> list[str]:
+    """`--app-port` for an app of your own served on this machine: who listens there is a worker."""
+    if config.target_url is None:
+        return []
+    parts = urllib.parse.urlsplit(config.target_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return []
+    return ["--app-port", str(parts.port or (443 if parts.scheme == "https" else 80))]
 
 
 def scraper(config: RunConfig, *, app_urls: list[str], app_prefix: str, run_dir: Path, stop: Stop) -> ManagedProcess:

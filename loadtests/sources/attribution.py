@@ -9,6 +9,10 @@ several pools per worker. A backend is then attributed, in order:
    the client host, `addr:<address>`;
 3. by user and database (a Unix-socket client has no address): `user:<user>@<db>`.
 
+A local process that holds connections but does not serve the app (it does
+not listen on the app's port: a cron job, a migration, a shell) is another
+client, `other:pid:<pid>`: counted, never taken for one of the app's workers.
+
 `--watch-filter` keeps other clients of a shared server out of the count; it
 takes names and values, never SQL.
 """
@@ -27,6 +31,12 @@ logger = logging.getLogger("poolcheck.attribution")
 Endpoint = tuple[str, int]
 
 WATCH_FILTER_NAMES = ("database", "user", "application_name")
+OTHER_PREFIX = "other:"  # a local process that holds connections but does not serve the app
+
+
+def is_app_client(client: str, app_prefix: str) -> bool:
+    """Whether a client key names one of the app's workers (not the harness, not another client)."""
+    return client.startswith(app_prefix) and not client.startswith(OTHER_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,13 @@ class Backend:
     database: str
     backend_age_s: float
     idle_age_s: float | None
+    pid: int = 0
+    backend_start: float = 0.0  # epoch seconds
+
+    @property
+    def session_id(self) -> str:
+        """The server log's `session_id` of this backend: its start second and pid, in hex."""
+        return f"{int(self.backend_start):x}.{self.pid:x}"
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -90,15 +107,58 @@ def _split(spec: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def client_key(backend: Backend, owners: Mapping[Endpoint, int | None]) -> str:
-    """The client a backend belongs to, by the first rule that applies (see the module doc)."""
+def client_key(
+    backend: Backend, owners: Mapping[Endpoint, int | None], *, app_servers: set[int] | None = None
+) -> str:
+    """The client a backend belongs to, by the first rule that applies (see the module doc).
+
+    `app_servers`: the pids that serve the app (listen on its port); None when
+    that cannot be known, and every owning process is then taken for the app's.
+    """
     if backend.application_name:
         return backend.application_name
     endpoint = backend.endpoint
     if endpoint is not None:
         owner = owners.get(endpoint)
-        return f"pid:{owner}" if owner is not None else f"addr:{endpoint[0]}"
+        if owner is None:
+            return f"addr:{endpoint[0]}"
+        other = app_servers is not None and owner not in app_servers
+        return f"{OTHER_PREFIX if other else ''}pid:{owner}"
     return f"user:{backend.user}@{backend.database}"
+
+
+def listening_pids(port: int) -> set[int]:
+    """The processes listening on `port` on this machine: a gunicorn master and every worker it forked.
+
+    The kernel's table names one holder of a shared listening socket; its
+    parent and the children of both are asked one by one which hold it too.
+    """
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except psutil.Error as exc:
+        logger.warning("cannot read the socket table: %s", exc)
+        return set()
+    found = {c.pid for c in connections if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid}
+    candidates = set(found)
+    for pid in found:
+        try:
+            process = psutil.Process(pid)
+            family = [process, *process.children()]
+            parent = process.parent()
+            if parent is not None:
+                family += [parent, *parent.children()]
+        except psutil.Error:
+            continue
+        candidates |= {member.pid for member in family if _listens(member, port)}
+    return candidates
+
+
+def _listens(process: psutil.Process, port: int) -> bool:
+    try:
+        return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                   for c in process.net_connections(kind="inet"))
+    except psutil.Error:
+        return False
 
 
 def unnamed_endpoints(backends: Iterable[Backend]) -> set[Endpoint]:

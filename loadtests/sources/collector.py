@@ -30,11 +30,13 @@ from loadtests.sources.attribution import (
     SocketOwners,
     WatchFilter,
     client_key,
+    listening_pids,
     parse_watch_filter,
     socket_table,
     unnamed_endpoints,
 )
-from loadtests.run_folder import CONNECTIONS_CSV, SERVER_JSON, epoch, iso_time
+from loadtests.run_folder import BACKENDS_CSV, CONNECTIONS_CSV, SERVER_JSON, epoch, iso_time
+from loadtests.sources.backends import BACKEND_COLUMNS, backend_row
 from loadtests.sources.sampling_loop import SamplingLoop
 
 logger = logging.getLogger("poolcheck.collector")
@@ -68,7 +70,8 @@ _ACTIVITY_SQL = """
 SELECT coalesce(state, ''), application_name, host(client_addr), client_port,
        coalesce(usename, ''), coalesce(datname, ''),
        extract(epoch FROM clock_timestamp() - backend_start)::float8,
-       CASE WHEN state LIKE 'idle%%' THEN extract(epoch FROM clock_timestamp() - state_change)::float8 END
+       CASE WHEN state LIKE 'idle%%' THEN extract(epoch FROM clock_timestamp() - state_change)::float8 END,
+       pid, extract(epoch FROM backend_start)::float8
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
 """
@@ -187,7 +190,14 @@ class Collector:
     """Samples on a fixed schedule until asked to stop."""
 
     def __init__(
-        self, *, dsn: str, out_dir: Path, interval: float, max_seconds: float, watch: WatchFilter = WatchFilter(),
+        self,
+        *,
+        dsn: str,
+        out_dir: Path,
+        interval: float,
+        max_seconds: float,
+        watch: WatchFilter = WatchFilter(),
+        app_port: int | None = None,
         pooler: str | None = None,
     ) -> None:
         self.dsn = dsn
@@ -196,6 +206,13 @@ class Collector:
         # only that of the last client it served, so it names no worker.
         self.pooler = pooler
         self.owners = SocketOwners()  # its lookup learns the server's port on connect
+        # The port an app of your own serves on this machine: its listeners are the workers.
+        self.app_port = app_port
+        self.app_servers: set[int] | None = None
+        self._owner_lookups = -1
+        self._seen: set[str] = set()
+        self._snapshot_taken = False
+        self._backends: Any = None  # backends.csv's writer, once open
         self.out_dir = out_dir
         self.interval = interval
         self.loop = SamplingLoop(interval=interval, max_seconds=max_seconds)
@@ -214,24 +231,51 @@ class Collector:
     def _sample(self, conn: psycopg.Connection, start: float) -> Sample:
         t0 = time.time()
         rows = conn.execute(_ACTIVITY_SQL).fetchall()
-        sample = reduce_rows(self._attributed(rows), timestamp=t0, elapsed_s=t0 - start)
+        sample = reduce_rows(self._attributed(rows, seen_at=t0), timestamp=t0, elapsed_s=t0 - start)
         sample.query_ms = (time.time() - t0) * 1000
         return sample
 
-    def _attributed(self, rows: list[Sequence[Any]]) -> list[tuple[str, str, float, float | None]]:
-        """The watched backends as (state, client, ages): clients named as in loadtests/sources/attribution.py."""
-        backends = [b for b in (Backend(*row) for row in rows) if self.watch.matches(b)]
+    def _attributed(self, rows: list[Sequence[Any]], *, seen_at: float) -> list[tuple[str, str, float, float | None]]:
+        """The watched backends as (state, client, ages): clients named as in loadtests/sources/attribution.py.
+
+        Every backend not seen before, watched or not, goes to backends.csv.
+        """
+        everyone = [Backend(*row) for row in rows]
+        backends = [b for b in everyone if self.watch.matches(b)]
         if self.pooler is not None:
+            keys = {b.session_id: self.pooler for b in backends}
+            self._record_new(everyone, keys, seen_at=seen_at)
             return [(b.state, self.pooler, b.backend_age_s, b.idle_age_s) for b in backends]
         owners = self.owners.resolve(unnamed_endpoints(backends))
-        return [(b.state, client_key(b, owners), b.backend_age_s, b.idle_age_s) for b in backends]
+        if self.app_port and self.owners.lookups != self._owner_lookups:
+            # New endpoints, maybe a new worker: who serves the app now. None while nobody
+            # listens here (the app runs elsewhere): every owner is then the app's.
+            self._owner_lookups = self.owners.lookups
+            self.app_servers = listening_pids(self.app_port) or None
+        keys = {b.session_id: client_key(b, owners, app_servers=self.app_servers) for b in backends}
+        self._record_new(everyone, keys, seen_at=seen_at)
+        return [(b.state, keys[b.session_id], b.backend_age_s, b.idle_age_s) for b in backends]
+
+    def _record_new(self, backends: list[Backend], keys: dict[str, str], *, seen_at: float) -> None:
+        if self._backends is None:
+            return
+        writer, f = self._backends
+        at_start, self._snapshot_taken = not self._snapshot_taken, True
+        for b in backends:
+            if b.session_id not in self._seen:
+                self._seen.add(b.session_id)
+                writer.writerow(backend_row(b, seen_at=iso_time(seen_at), at_start=at_start,
+                                            client=keys.get(b.session_id, ""), watched=b.session_id in keys))
+        f.flush()
 
     def run(self) -> None:
         start = time.time()
         conn = self._connect()
         self._write_settings(conn)
         path = self.out_dir / CONNECTIONS_CSV
-        with open(path, "w", newline="") as f:
+        with open(self.out_dir / BACKENDS_CSV, "w", newline="") as seen, open(path, "w", newline="") as f:
+            self._backends = (csv.writer(seen), seen)
+            self._backends[0].writerow(BACKEND_COLUMNS)
             writer = csv.writer(f)
             writer.writerow(COLUMNS)
             f.flush()
@@ -267,6 +311,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="count only backends of this database, user or application_name prefix (repeatable)")
     parser.add_argument("--pooler", metavar="NAME",
                         help="the backends are this pooler's server connections (e.g. pgbouncer): count them under NAME")
+    parser.add_argument("--app-port", type=int, default=None,
+                        help="the port an app of your own serves here: processes not listening on it are other clients")
     return parser.parse_args(argv)
 
 
@@ -285,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     collector = Collector(
         dsn=dsn, out_dir=args.out, interval=args.interval, max_seconds=args.max_seconds, watch=watch,
         pooler=args.pooler,
+        app_port=args.app_port,
     )
     collector.loop.install_signal_handlers()
     collector.run()

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
@@ -77,7 +78,9 @@ class Scraper:
 
     def _scrape(self, url: str, *, host: int, now: float) -> list[list[Any]]:
         try:
-            with urllib.request.urlopen(f"{url}/metrics", timeout=min(self.interval * 2, 5)) as response:
+            # A base URL of the sample app gets its /metrics; a --metrics-url is taken as given.
+            target = url if urllib.parse.urlsplit(url).path not in ("", "/") else f"{url.rstrip('/')}/metrics"
+            with urllib.request.urlopen(target, timeout=min(self.interval * 2, 5)) as response:
                 text = response.read().decode()
         except (OSError, urllib.error.URLError) as exc:
             logger.warning("scrape of %s failed: %s", url, exc)

@@ -55,6 +55,8 @@ class Record:
     severity: str
     message: str
     session_start: float | None = None
+    database: str = ""
+    client_addr: str = ""  # the client's host; "[local]" for a Unix socket
 
 
 @dataclass
@@ -68,6 +70,10 @@ class Session:
     start: float
     end: float | None = None
     refused: bool = False
+    database: str = ""
+    client_addr: str = ""
+    # Whose it is, by the rules of loadtests/sources/attribution.py; set when the run's backends are joined in.
+    client: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,18 @@ def _record(fields: dict[str, Any]) -> Record | None:
         severity=str(fields.get("error_severity") or ""),
         message=str(fields.get("message") or ""),
         session_start=parse_time(start) if start else None,
+        database=str(fields.get("dbname") or ""),
+        client_addr=_client_host(fields),
     )
+
+
+def _client_host(fields: dict[str, Any]) -> str:
+    """jsonlog's `remote_host`, csvlog's `connection_from` ("host:port"), or the stderr prefix's %h / %r."""
+    host = fields.get("remote_host")
+    if host:
+        return str(host)
+    origin = str(fields.get("connection_from") or "")
+    return origin.rpartition(":")[0] if ":" in origin and not origin.startswith("[local]") else origin
 
 
 def jsonlog_records(lines: Iterable[str]) -> Iterator[Record]:
@@ -145,6 +162,16 @@ def log_format(path: Path) -> str:
     with open(path, errors="replace") as f:
         first = f.read(1)
     return JSONLOG if first == "{" else CSVLOG
+
+
+def looks_like_server_log(path: Path) -> bool:
+    """Whether the file's first line is a jsonlog or csvlog record (an empty file may still fill up)."""
+    with open(path, newline="", errors="replace") as f:
+        first = f.readline()
+    if not first.strip():
+        return True
+    records = jsonlog_records([first]) if first.startswith("{") else csvlog_records([first])
+    return next(records, None) is not None
 
 
 def read_records(path: Path) -> list[Record]:
@@ -183,7 +210,10 @@ class _Rebuild:
 
     def _open(self, record: Record) -> None:
         app = record.application_name or _authorized_app(record.message)
-        self.sessions[record.session_id] = Session(record.session_id, record.pid, record.user, app, record.at)
+        self.sessions[record.session_id] = Session(
+            record.session_id, record.pid, record.user, app, record.at,
+            database=record.database, client_addr=record.client_addr,
+        )
 
     def _refuse(self, record: Record) -> None:
         session = self.sessions.get(record.session_id)
@@ -197,7 +227,8 @@ class _Rebuild:
         if session is None and record.message.startswith("disconnection:"):
             # Authorized before the log begins: it has been open since its session_start.
             start = record.session_start if record.session_start is not None else record.at
-            session = Session(record.session_id, record.pid, record.user, record.application_name, start)
+            session = Session(record.session_id, record.pid, record.user, record.application_name, start,
+                              database=record.database, client_addr=record.client_addr)
             self.sessions[record.session_id] = session
         if session is None or session.refused:
             return
