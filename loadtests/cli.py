@@ -169,7 +169,9 @@ def cli() -> None:
 @_setting("--scrape-interval", type=SECONDS, help="seconds between scrapes of the workers' pool metrics")
 @_setting("--prod-max-idle", type=SECONDS, help="production pool max_idle, for the drain prediction")
 @_setting("--server-log", type=click.Path(), metavar="PATH",
-          help="with --dsn: the server's jsonlog or csvlog, for exact connection counts (without it, sampled only)")
+          help="with --dsn: the server's jsonlog, csvlog or stderr log, for exact connection counts (without it, sampled only)")
+@_setting("--log-line-prefix", metavar="PREFIX",
+          help="the log_line_prefix a stderr --server-log was written with; without it, the server's own (SHOW log_line_prefix)")
 @_setting("--results-dir", type=click.Path(path_type=Path, file_okay=False), help="where run folders go")
 @_setting("--allow-overcommit", is_flag=True, help="run even when the budget exceeds the usable connections")
 @_setting("--max-failure-ratio", type=float, help="failed/total requests above which the run fails; same as --threshold failure_ratio<=R")
@@ -380,7 +382,8 @@ def budget_command(
 # Run's options a sweep takes for every cell: all but its axes and what it refuses (a sweep
 # starts a fresh embedded server and the sample app for every cell).
 _SWEPT = ("workers", "max_size", "pool_kind", "duration", "headroom")
-_REFUSED_BY_SWEEP = ("dsn", "server_log", "target_url", "pools_per_worker", "pool_sizes", "watch_filter",
+_REFUSED_BY_SWEEP = ("dsn", "server_log", "log_line_prefix", "target_url", "pools_per_worker", "pool_sizes",
+                     "watch_filter",
                      "allow_faults", "web_ui", "web_port")
 
 

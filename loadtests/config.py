@@ -19,7 +19,7 @@ from loadtests.redact import redact_dsn
 from loadtests.shapes import BURST, DEFAULT_LOAD, Stage, burst_stages
 from loadtests.sources.attribution import WatchFilter, parse_watch_filter
 from loadtests.thresholds import parse_threshold
-from loadtests.sources.server_log import looks_like_server_log
+from loadtests.sources.server_log import STDERR, log_format, looks_like_server_log, stderr_problem
 
 COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
 LOOPBACK = "127.0.0.1"
@@ -147,6 +147,8 @@ class RunConfig(BaseModel):
     scrape_interval: float = Field(1.0, ge=0.1, le=60, description="seconds between /metrics scrapes")
     prod_max_idle: float = Field(600.0, gt=0, description="production max_idle for the drain prediction")
     server_log: Path | None = None
+    # The stderr log's prefix; None: the server's own, read through --dsn (loadtests/sources/stderr_log.py)
+    log_line_prefix: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -181,7 +183,7 @@ class RunConfig(BaseModel):
     def _readable_server_log(cls, path: Path | None) -> Path | None:
         if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
             raise ValueError("not a readable file: give the server's jsonlog or csvlog")
-        if path is not None and not looks_like_server_log(path):
+        if path is not None and log_format(path) != STDERR and not looks_like_server_log(path):
             raise ValueError("not a PostgreSQL jsonlog or csvlog (its first line has no log timestamp);"
                              " set log_destination to jsonlog or csvlog")
         return path
@@ -190,6 +192,13 @@ class RunConfig(BaseModel):
     def _server_log_with_dsn(self) -> "RunConfig":
         if self.server_log is not None and self.dsn is None:
             raise ValueError("--server-log: only with --dsn; the embedded server's log is read already")
+        if self.log_line_prefix is not None and self.server_log is None:
+            raise ValueError("--log-line-prefix: only with --server-log, a stderr log")
+        if self.server_log is not None and self.log_line_prefix is not None and log_format(self.server_log) == STDERR:
+            # Without --log-line-prefix the server's own is read before the run (loadtests/run/preflight.py).
+            problem = stderr_problem(self.server_log, prefix=self.log_line_prefix)
+            if problem:
+                raise ValueError(f"--server-log {self.server_log}: {problem}")
         return self
 
     # PgBouncer between the app and the embedded server (loadtests/run/pgbouncer.py); None: PgBouncer's default

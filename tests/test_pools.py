@@ -44,8 +44,13 @@ def test_pool_and_pool_sizes_do_not_mix():
 def test_a_server_log_of_another_format_is_refused_before_the_run(tmp_path: Path):
     text = tmp_path / "postgresql.log"
     text.write_text("2026-01-02 03:04:05.678 UTC [42] LOG:  connection received\n")
+    with pytest.raises(ValueError, match="no line of it starts with log_line_prefix '%t %c '"):
+        RunConfig(**OWN, server_log=text, log_line_prefix="%t %c ")
+    assert RunConfig(**OWN, server_log=text, log_line_prefix="%m [%p] ").log_line_prefix == "%m [%p] "
+    torn = tmp_path / "torn.json"
+    torn.write_text('{"timestamp": "2026-01-02 03:04\n')
     with pytest.raises(ValueError, match="not a PostgreSQL jsonlog or csvlog"):
-        RunConfig(**OWN, server_log=text)
+        RunConfig(**OWN, server_log=torn)
     good = tmp_path / "postgresql.json"
     good.write_text('{"timestamp":"2026-01-02 03:04:05.678 UTC","pid":42,"message":"x"}\n')
     assert RunConfig(**OWN, server_log=good).server_log == good

@@ -173,14 +173,15 @@ def _relative(at: float | None, origin: float | None) -> float | None:
     return None if at is None or origin is None else round(at - origin, 3)
 
 
-def record_exact(folder: RunFolder, *, server_log: Path | None) -> str | None:
+def record_exact(folder: RunFolder, *, server_log: Path | None, log_line_prefix: str | None = None) -> str | None:
     """After the run: keep the run's part of a `--server-log`, then write connections_exact.csv.
 
     Returns a warning for the user when the log yields nothing, else None.
     """
     if server_log is not None:
         start = epoch(folder.manifest["started_at"])
-        copied = copy_window(server_log, folder.file(SERVER_LOG_DIR), start=start, end=time.time())
+        copied = copy_window(server_log, folder.file(SERVER_LOG_DIR), start=start, end=time.time(),
+                             prefix=log_line_prefix)
         if not copied:
             return (
                 f"--server-log {server_log}: no records from the run's time; is it the server's current log,"

@@ -38,7 +38,7 @@ PANELS = {
     "pool_timeout": POOL, "max_idle": POOL, "max_lifetime": POOL, "max_waiting": POOL, "pool_check": POOL,
     "prod_max_idle": POOL, "prepared_statements": POOL,
     "dsn": SERVER, "max_connections": SERVER, "superuser_reserved_connections": SERVER,
-    "reserved_connections": SERVER, "server_settings": SERVER, "server_log": SERVER, "allow_overcommit": SERVER,
+    "reserved_connections": SERVER, "server_settings": SERVER, "server_log": SERVER, "log_line_prefix": SERVER, "allow_overcommit": SERVER,
     "proxy_idle_cut": SERVER, "proxy_mode": SERVER, "proxy_client_timeout": SERVER,
     "pgbouncer": SERVER, "pgbouncer_pool_size": SERVER, "pgbouncer_reserve_pool_size": SERVER,
     "pgbouncer_max_client_conn": SERVER,

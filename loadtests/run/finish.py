@@ -112,7 +112,8 @@ def _write_results(
 def _record_exact(config: RunConfig, *, folder: RunFolder, echo: Callable[[str], None]) -> None:
     """connections_exact.csv from the server's log; the figures are a bonus, never the run's end."""
     try:
-        warning = record_exact(folder, server_log=config.server_log)
+        prefix = config.log_line_prefix or folder.server_settings.get("log_line_prefix")
+        warning = record_exact(folder, server_log=config.server_log, log_line_prefix=prefix)
     except (OSError, ValueError) as exc:
         warning = f"exact connection timeline not written: {exc}"
     if warning:

@@ -14,6 +14,10 @@ from loadtests.errors import Refused
 from loadtests.redact import Redactor
 from loadtests.run.proxy_process import upstream_of
 from loadtests.sources.collector import read_server_settings
+from loadtests.sources.server_log import STDERR, log_format, stderr_problem
+
+# log_connections of PostgreSQL 18 is a list of stages; earlier, a boolean.
+_LOGS_AUTHORIZATION = {"on", "true", "yes", "1", "all", "authorization"}
 
 
 def read_server_limits(dsn: str) -> tuple[ServerLimits, dict[str, str]]:
@@ -39,7 +43,9 @@ def preflight(config: RunConfig) -> ServerLimits:
         except psycopg.ProgrammingError:
             raise Refused("--dsn: not a valid connection string or URL") from None
         _check_proxy_upstream(config.dsn, config)
-        limits, _ = read_server_limits(config.dsn)
+        limits, settings = read_server_limits(config.dsn)
+        if config.server_log is not None:
+            check_server_log(config.server_log, settings=settings, prefix=config.log_line_prefix)
     else:
         limits = config.embedded_limits()
     _check_writable(config.results_dir)
@@ -53,6 +59,38 @@ def preflight(config: RunConfig) -> ServerLimits:
             "lower --max-size or --workers, or pass --allow-overcommit to see the failure"
         )
     return limits
+
+
+def check_server_log(path: Path, *, settings: dict[str, str], prefix: str | None) -> None:
+    """Refused when the server's log cannot give exact counts: that is what --server-log was given for.
+
+    Refused rather than warned: the run would give the sampled figures alone,
+    as it does without --server-log, and the fix is one server setting.
+    """
+    off = [name for name in ("log_connections", "log_disconnections") if not logs_sessions(settings, name)]
+    if off:
+        raise Refused(f"--server-log: the server has {' and '.join(off)} off, so its log cannot tell when sessions"
+                      f" open and close; turn {' and '.join(off)} on, or leave out --server-log for sampled figures")
+    if log_format(path) != STDERR or prefix is not None:
+        return  # jsonlog and csvlog were checked with the options; a given prefix too
+    server_prefix = settings.get("log_line_prefix")
+    if server_prefix is None:
+        raise Refused(f"--server-log {path}: a stderr log is read with its log_line_prefix, which --dsn did not show;"
+                      " give it with --log-line-prefix")
+    problem = stderr_problem(path, prefix=server_prefix)
+    if problem:
+        raise Refused(f"--server-log {path}: {problem}")
+
+
+def logs_sessions(settings: dict[str, str], name: str) -> bool:
+    """Whether the server logs each session's authorization (log_connections) or end (log_disconnections).
+
+    A setting the server did not show counts as on: the log itself is checked after the run.
+    """
+    value = settings.get(name)
+    if value is None:
+        return True
+    return bool({part.strip().lower() for part in value.split(",")} & _LOGS_AUTHORIZATION)
 
 
 def _check_pooler(config: RunConfig, limits: ServerLimits) -> None:

@@ -80,7 +80,8 @@ _SETTINGS_SQL = """
 SELECT name, setting FROM pg_settings
 WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections',
                'server_version', 'idle_session_timeout', 'idle_in_transaction_session_timeout',
-               'tcp_keepalives_idle', 'log_connections', 'log_disconnections', 'log_destination')
+               'tcp_keepalives_idle', 'log_connections', 'log_disconnections', 'log_destination',
+               'log_line_prefix')
 """
 
 _STATE_COLUMN = {

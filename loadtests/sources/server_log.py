@@ -5,7 +5,8 @@ With `log_connections` and `log_disconnections` on, every session leaves a
 `session_id`. A connection the server refuses after authorizing it ("too many
 clients already", "remaining connection slots are reserved") logs a FATAL and
 never a disconnection: it is a refusal, not a session. Everything here is a
-pure function of the log's text, in jsonlog (one JSON object a line) or csvlog.
+pure function of the log's text, in jsonlog (one JSON object a line), csvlog, or
+the stderr format read with its `log_line_prefix` (loadtests/sources/stderr_log.py).
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 from loadtests.errors import LogTimezoneError
 from loadtests.run_folder import SERVER_LOG_DIR
+from loadtests.sources.log_time import parse_time
+from loadtests.sources.stderr_log import PrefixError, matches_prefix, stderr_fields
 
 logger = logging.getLogger("poolcheck.server_log")
 
-JSONLOG, CSVLOG = "jsonlog", "csvlog"
+JSONLOG, CSVLOG, STDERR = "jsonlog", "csvlog", "stderr"
 LOG_NAMES = {JSONLOG: "postgresql.json", CSVLOG: "postgresql.csv"}
 REFUSAL_MARKERS = ("too many clients already", "remaining connection slots are reserved")
 
@@ -37,8 +39,6 @@ _CSV_COLUMNS = (
     "application_name", "backend_type", "leader_pid", "query_id",
 )
 _APP_IN_MESSAGE = re.compile(r"\bapplication_name=(.*?)(?: SSL enabled| GSS |$)")
-_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*(\S+)?$")
-_OFFSET = re.compile(r"^([+-])(\d\d)(?::?(\d\d))?$")
 # Postmaster messages after which no backend of before is left.
 _ALL_GONE = ("all server processes terminated; reinitializing", "database system is shut down")
 
@@ -85,27 +85,6 @@ class Refusal:
     message: str
 
 
-def parse_time(text: str) -> float:
-    """A log timestamp ("2026-01-02 03:04:05.678 UTC", or a numeric offset) as epoch seconds."""
-    match = _TIME.match(text.strip())
-    if not match:
-        raise ValueError(f"not a log timestamp: {text!r}")
-    stamp, zone = match.groups()
-    naive = datetime.fromisoformat(stamp)
-    return naive.replace(tzinfo=_zone(zone or "UTC")).timestamp()
-
-
-def _zone(name: str) -> timezone:
-    if name.upper() in ("UTC", "GMT", "Z"):
-        return timezone.utc
-    offset = _OFFSET.match(name)
-    if not offset:
-        raise LogTimezoneError(f"log time zone {name!r} is ambiguous; set the server's log_timezone to 'UTC'")
-    sign, hours, minutes = offset.groups()
-    delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
-    return timezone(-delta if sign == "-" else delta)
-
-
 def _record(fields: dict[str, Any]) -> Record | None:
     """A record, or None for a line that is not one; a zone that cannot be placed is an error."""
     try:
@@ -115,6 +94,7 @@ def _record(fields: dict[str, Any]) -> Record | None:
     except (KeyError, ValueError):
         return None
     start = fields.get("session_start")
+    seconds = fields.get("session_seconds")  # a stderr disconnection's session time, when the prefix has no %s
     return Record(
         at=at,
         session_id=str(fields.get("session_id") or ""),
@@ -123,7 +103,7 @@ def _record(fields: dict[str, Any]) -> Record | None:
         application_name=str(fields.get("application_name") or ""),
         severity=str(fields.get("error_severity") or ""),
         message=str(fields.get("message") or ""),
-        session_start=parse_time(start) if start else None,
+        session_start=parse_time(start) if start else (at - float(seconds) if seconds is not None else None),
         database=str(fields.get("dbname") or ""),
         client_addr=_client_host(fields),
     )
@@ -157,11 +137,23 @@ def csvlog_records(text: Iterable[str]) -> Iterator[Record]:
             yield record
 
 
+def stderr_records(lines: Iterable[str], *, prefix: str) -> Iterator[Record]:
+    """The records of a stderr log written with `prefix` (PrefixError when it cannot be read)."""
+    for fields in stderr_fields(lines, prefix=prefix):
+        record = _record(fields)
+        if record is not None:
+            yield record
+
+
 def log_format(path: Path) -> str:
-    """jsonlog or csvlog, from the first character of the file."""
-    with open(path, errors="replace") as f:
-        first = f.read(1)
-    return JSONLOG if first == "{" else CSVLOG
+    """jsonlog, csvlog or stderr, from the file's first line: a csvlog line starts with its timestamp column."""
+    with open(path, newline="", errors="replace") as f:
+        first = f.readline()
+    if first.startswith("{"):
+        return JSONLOG
+    if not first.strip() or next(csvlog_records([first]), None) is not None:
+        return CSVLOG
+    return STDERR
 
 
 def looks_like_server_log(path: Path) -> bool:
@@ -174,11 +166,40 @@ def looks_like_server_log(path: Path) -> bool:
     return next(records, None) is not None
 
 
-def read_records(path: Path) -> list[Record]:
+def stderr_problem(path: Path, *, prefix: str) -> str | None:
+    """Why a stderr log cannot be read with `prefix`, or None when one of its first lines matches it."""
+    try:
+        pattern_ok = stderr_matches(path, prefix=prefix)
+    except PrefixError as exc:
+        return str(exc)
+    if pattern_ok:
+        return None
+    return (f"no line of it starts with log_line_prefix {prefix!r}: give the server's own"
+            " (SHOW log_line_prefix) with --log-line-prefix, or a jsonlog or csvlog")
+
+
+def stderr_matches(path: Path, *, prefix: str, lines: int = 50) -> bool:
+    """Whether one of the first `lines` lines was written with `prefix` (an empty log may still fill up)."""
+    with open(path, errors="replace") as f:
+        head = [line for line, _ in zip(f, range(lines))]
+    return not any(line.strip() for line in head) or matches_prefix(head, prefix=prefix)
+
+
+def read_records(path: Path, *, prefix: str | None = None) -> list[Record]:
+    """Every record of a log; a stderr log is read with its `log_line_prefix`."""
+    kind = log_format(path)
     with open(path, newline="", errors="replace") as f:
-        if log_format(path) == JSONLOG:
+        if kind == JSONLOG:
             return list(jsonlog_records(f))
+        if kind == STDERR:
+            return list(stderr_records(f, prefix=_prefix_for(path, prefix)))
         return list(csvlog_records(f))
+
+
+def _prefix_for(path: Path, prefix: str | None) -> str:
+    if prefix is None:
+        raise ValueError(f"{path}: not jsonlog or csvlog; a stderr log is read with the server's log_line_prefix")
+    return prefix
 
 
 def _authorized_app(message: str) -> str:
@@ -280,11 +301,12 @@ def peak(steps: list[tuple[float, int]]) -> tuple[int, float | None]:
     return best, when
 
 
-def copy_window(source: Path, dest_dir: Path, *, start: float, end: float) -> int:
+def copy_window(source: Path, dest_dir: Path, *, start: float, end: float, prefix: str | None = None) -> int:
     """Copy the records of `source` from `start` to `end` (epoch seconds) into `dest_dir`; return how many.
 
     A user's server log can hold months; the run folder keeps the run's part,
-    so the summary stays a function of the folder alone.
+    so the summary stays a function of the folder alone. A stderr log is kept
+    as jsonlog records of the fields its prefix gave: read again, it needs no prefix.
     """
     kind = log_format(source)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -292,8 +314,20 @@ def copy_window(source: Path, dest_dir: Path, *, start: float, end: float) -> in
     def keep(record: Record | None) -> bool:
         return record is not None and start <= record.at <= end
 
-    with open(source, newline="", errors="replace") as f, open(dest_dir / LOG_NAMES[kind], "w", newline="") as out:
+    name = LOG_NAMES[JSONLOG if kind == STDERR else kind]
+    with open(source, newline="", errors="replace") as f, open(dest_dir / name, "w", newline="") as out:
+        if kind == STDERR:
+            return _copy_stderr(f, out, keep, prefix=_prefix_for(source, prefix))
         return _copy_jsonlog(f, out, keep) if kind == JSONLOG else _copy_csvlog(f, out, keep)
+
+
+def _copy_stderr(lines: Iterable[str], out: TextIO, keep: Callable[[Record | None], bool], *, prefix: str) -> int:
+    copied = 0
+    for fields in stderr_fields(lines, prefix=prefix):
+        if keep(_record(fields)):
+            out.write(json.dumps(fields) + "\n")
+            copied += 1
+    return copied
 
 
 def _copy_jsonlog(lines: Iterable[str], out: TextIO, keep: Callable[[Record | None], bool]) -> int:
