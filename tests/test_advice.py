@@ -296,7 +296,7 @@ def test_own_app_settings_nobody_declared_are_not_known():
     summary, manifest = recorded("default_pools")
     found = by_rule(summary, own_app(manifest, declared=["target_url", "dsn"]))
     assert found["drain"]["suggested"] is None
-    assert "not known" in found["drain"]["text"] and "--min-size" in found["drain"]["text"]
+    assert "not known" in found["drain"]["text"] and "--pool KIND:max=N,min=N,max_idle=S" in found["drain"]["text"]
     assert "600" not in found["drain"]["text"]  # psycopg's default max_idle is not borrowed
     assert found["pool_wait"]["suggested"] is None and "not known" in found["pool_wait"]["text"]
     assert found["headroom"]["suggested"] is None and "not known" in found["headroom"]["text"]
@@ -307,6 +307,37 @@ def test_own_app_declared_settings_are_used():
     declared = ["target_url", "dsn", "hosts", "workers", "max_size", "min_size", "max_idle"]
     found = by_rule(summary, own_app(manifest, declared=declared))
     assert found["headroom"]["suggested"] == 7 and found["drain"]["suggested"] == 1.5
+
+
+def _pools(*pools: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"kind": "pool", "min_size": None, "max_idle": None, "max_lifetime": None, **pool} for pool in pools]
+
+
+def test_own_app_pools_declared_with_pool_feed_the_advice():
+    summary, manifest = recorded("default_pools")  # 4 workers, 7 connections per worker above what they keep
+    declared = ["target_url", "dsn", "hosts", "workers", "pools"]
+    # Two pools of a worker: 1 + 0 kept, 4 + 4 at most, max_idle 600 s each, as the sample's one pool of 8.
+    manifest = {**own_app(manifest, declared=declared),
+                "pools": _pools({"kind": "sync", "max_size": 4, "min_size": 1, "max_idle": 600.0},
+                                {"kind": "asyncpg", "max_size": 4, "min_size": 0, "max_idle": 300.0})}
+    found = by_rule(summary, manifest)
+    assert "not known" not in found["drain"]["text"] and found["drain"]["suggested"] == 1.5
+    assert found["headroom"]["suggested"] == 7
+    # --pool-sizes gives the sizes alone: what is missing is named with the --pool that declares it.
+    sized = {**manifest, "pools": _pools({"max_size": 4}, {"max_size": 4})}
+    text = by_rule(summary, sized)["drain"]["text"]
+    assert "not known: min_size, max_idle" in text and "--pool KIND:max=N,min=N,max_idle=S for each pool" in text
+    assert "--min-size" not in text
+
+
+def test_over_budget_counts_the_apps_peak_not_other_clients():
+    summary, manifest = recorded("fits")
+    pools_total = summary["budget"]["pools_total"]
+    summary["peak_connections"] = pools_total + 3  # 3 of another client of the same role
+    summary["connections"] = {"app_peak": pools_total, "other_clients": {"other:pid:9": 3}}
+    assert "over_budget" not in by_rule(summary, manifest)
+    summary["connections"]["app_peak"] = pools_total + 1
+    assert by_rule(summary, manifest)["over_budget"]["figure"]["peak"] == pools_total + 1
 
 
 def test_declared_settings_from_the_command_line_when_the_manifest_has_no_list():

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadtests.analysis.known_pools import KnownPools, known_pools
+
 FAILURE, WARNING, INFO = "failure", "warning", "info"
 SEVERITIES = (FAILURE, WARNING, INFO)
 
 Finding = dict[str, Any]
 
+# A worker's pool settings, as the declared pools give them (loadtests/analysis/known_pools.py): per worker.
+_FROM_POOLS = {"min_size": "per_worker_min", "max_size": "per_worker_max", "max_idle": "drain_idle",
+               "max_lifetime": "max_lifetime"}
+# Their names in a --pool declaration.
+_POOL_KEYS = {"max_size": "max=N", "min_size": "min=N", "max_idle": "max_idle=S", "max_lifetime": "max_lifetime=S"}
 # Flags of `poolcheck run` whose RunConfig field has another name.
 _FLAG_FIELDS = {"no_pool_check": "pool_check", "fault": "faults", "server_setting": "server_settings"}
 
@@ -50,9 +57,18 @@ class Known:
         self.config: dict[str, Any] = manifest["config"]
         self.own_app = self.config.get("target_url") is not None
         self.declared = declared_settings(manifest)
+        # Your own app's pools as declared (--pool, [[pool]], --pool-sizes): what they tell, and only that.
+        self.pools: KnownPools | None = known_pools(manifest) if self.own_app and "pools" in manifest else None
 
     def get(self, name: str) -> Any:
-        """The setting's value, or None when the app is not the harness's own and nobody declared it."""
+        """The setting's value, or None when the app is not the harness's own and nobody declared it.
+
+        An own app's pool settings come from its declared pools, per worker: min_size
+        is what a worker keeps, max_size what it may hold, max_idle the one that paces
+        its drain (0: no pool shrinks), max_lifetime the shortest.
+        """
+        if self.pools is not None and name in _FROM_POOLS:
+            return getattr(self.pools, _FROM_POOLS[name])
         if self.own_app and name not in self.declared:
             return None
         return self.config.get(name)
@@ -82,5 +98,8 @@ def flag(name: str) -> str:
 
 
 def not_known(names: list[str]) -> str:
-    flags = ", ".join(flag(name) for name in names)
+    """What was not declared, and the flags that declare it: pool settings go in each --pool."""
+    pool = [_POOL_KEYS[name] for name in names if name in _POOL_KEYS]
+    flags = ", ".join([flag(name) for name in names if name not in _POOL_KEYS]
+                      + ([f"--pool KIND:{','.join(['max=N', *[k for k in pool if k != 'max=N']])} for each pool"] if pool else []))
     return f"not known: {', '.join(names)} of your app {'was' if len(names) == 1 else 'were'} not declared (give {flags})"

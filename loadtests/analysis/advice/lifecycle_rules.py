@@ -30,6 +30,8 @@ def drain(summary: dict[str, Any], known: Known, *, target: float) -> list[Findi
     if not kept and not (extra and predicted > quiet):
         return []
     extra = extra or max(int(b["peak_per_worker"]) - int(known.get("min_size")) for b in kept)
+    if extra <= 0:
+        return []  # nothing above what the pools keep (fixed pools never drain): nothing to close
     # psycopg closes one unused connection per max_idle, and the first tick may still see the pool busy.
     suggested = math.floor(quiet / (extra + 1) * 10) / 10
     reconnects = extra * int(known.get("workers")) * int(known.get("hosts"))

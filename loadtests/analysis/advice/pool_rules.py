@@ -134,7 +134,10 @@ def usable_limit(summary: dict[str, Any], known: Known, *, target: float) -> lis
 
 def over_budget(summary: dict[str, Any], known: Known, *, target: float) -> list[Finding]:
     """More connections than the pools may hold: a pool nobody declared, or connections that outlived their worker."""
-    peak, pools_total = int(summary["peak_connections"]), int(summary["budget"]["pools_total"])
+    # The app's own peak: other clients' connections are counted against --other-clients, not the pools.
+    connections = summary.get("connections") or {}
+    peak = int(connections.get("app_peak", summary["peak_connections"]))
+    pools_total = int(summary["budget"]["pools_total"])
     if peak <= pools_total:
         return []
     own = known.own_app
@@ -142,10 +145,10 @@ def over_budget(summary: dict[str, Any], known: Known, *, target: float) -> list
         "over_budget", WARNING, figure={"peak": peak, "pools_total": pools_total},
         setting="pool_sizes" if own else None, suggested=None,
         why="The budget counts hosts x workers x max_size; more connections mean a pool it does not count"
-        + (" (declare every pool of a worker with --pool-sizes)" if own else "")
+        + (" (declare every pool of a worker with --pool)" if own else "")
         + ", a pool opened before the fork, or connections of dead workers still open.",
         text=f"connections: peak {peak} above the pools' budget {pools_total} -> "
-        + ("declare every pool with --pool-sizes, and check for pools opened before the fork" if own
+        + ("declare every pool with --pool KIND:max=N, and check for pools opened before the fork" if own
            else "open pools in each worker (not before the fork) and close them at exit"),
     )]
 
