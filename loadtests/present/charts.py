@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,19 +101,26 @@ def _connection_traces(conn: Connections, colors: dict[str, str]) -> tuple[list[
     return traces, visibility, [name for name, _ in views]
 
 
-def _view_menu(visibility: list[list[bool]], names: list[str], *, always: int) -> dict[str, Any]:
+def _view_menu(visibility: list[list[bool]], names: list[str], *, always: int,
+               layouts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One button a view: the traces it shows, and, in `layouts`, the lines it draws when they differ by view."""
+    layouts = layouts or {}
     buttons = [
-        {"label": name, "method": "restyle", "args": [{"visible": shown + [True] * always}]}
+        {"label": name, "method": "update" if layouts else "restyle",
+         "args": [{"visible": shown + [True] * always}, *([layouts[name]] if layouts else [])]}
         for name, shown in zip(names, visibility)
     ]
     return {"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.1, "yanchor": "bottom"}
 
 
 def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: Marks,
-             worker_colors: dict[str, str] | None = None) -> go.Figure:
+             worker_colors: dict[str, str] | None = None, worker_limit: LimitLine | None = None,
+             worker_views: Collection[str] = ()) -> go.Figure:
     """Connections by state (or by worker) against the limits, and the load on the same axis.
 
     `worker_colors`: each worker's colour by its label, the same on every chart of the page.
+    `worker_limit`: what one worker's pools may hold, the line a view of one of `worker_views`
+    draws instead of the whole app's limits.
     """
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06,
                            specs=[[{}], [{"secondary_y": True}]])
@@ -122,16 +130,40 @@ def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: M
     figure.add_trace(_rate(load.rate_t, load.rps, "requests/s", line={"color": "#1f77b4"}), row=2, col=1)
     figure.add_trace(_step(load.t, load.users, "Locust users", line={"color": "#8c564b", "dash": "dot"}),
                      row=2, col=1, secondary_y=True)
-    for limit in limits:
-        figure.add_hline(y=limit.value, line_color=limit.color, line_dash=limit.dash, row=1, col=1,
-                         annotation_text=f"{limit.label} {limit.value}", annotation_position="top left")
-    _mark(figure, marks)
+    layouts = _worker_layouts(figure, names, limits=limits, marks=marks, worker_limit=worker_limit,
+                              worker_views=worker_views)
     figure.update_yaxes(title_text="connections", rangemode="tozero", row=1, col=1)
     figure.update_yaxes(title_text="requests/s", rangemode="tozero", row=2, col=1)
     figure.update_yaxes(title_text="users", rangemode="tozero", secondary_y=True, row=2, col=1)
     figure.update_xaxes(title_text=_TIME_AXIS, row=2, col=1)
-    figure.update_layout(updatemenus=[_view_menu(visibility, names, always=2)])
+    figure.update_layout(updatemenus=[_view_menu(visibility, names, always=2, layouts=layouts)])
     return _layout(figure, title="Connections and load", height=640)
+
+
+def _worker_layouts(figure: go.Figure, names: list[str], *, limits: list[LimitLine], marks: Marks,
+                    worker_limit: LimitLine | None, worker_views: Collection[str]) -> dict[str, dict[str, Any]]:
+    """Draw the whole app's limits and the marks; return each view's lines when a worker's view has its own.
+
+    One worker's connections against the app's budget would say nothing: its
+    view draws the worker's own pools' total, with the same burst and fault marks.
+    """
+    def hline(limit: LimitLine) -> None:
+        figure.add_hline(y=limit.value, line_color=limit.color, line_dash=limit.dash, row=1, col=1,
+                         annotation_text=f"{limit.label} {limit.value}", annotation_position="top left")
+
+    for limit in limits:
+        hline(limit)
+    app_shapes, app_notes = len(figure.layout.shapes), len(figure.layout.annotations)
+    _mark(figure, marks)
+    if worker_limit is None or not set(worker_views) & set(names):
+        return {}
+    everything = ([s.to_plotly_json() for s in figure.layout.shapes], [a.to_plotly_json() for a in figure.layout.annotations])
+    hline(worker_limit)
+    own = ([s.to_plotly_json() for s in figure.layout.shapes][app_shapes:],
+           [a.to_plotly_json() for a in figure.layout.annotations][app_notes:])
+    figure.layout.shapes, figure.layout.annotations = everything  # the first view is the whole app's
+    return {name: {"shapes": own[0] if name in worker_views else everything[0],
+                   "annotations": own[1] if name in worker_views else everything[1]} for name in names}
 
 
 def pgbouncer(conn: Connections, pooler: PoolerSeries, *, limits: list[LimitLine], marks: Marks) -> go.Figure:

@@ -27,6 +27,7 @@ from loadtests.present.configuration import configuration_rows
 from loadtests.present.pages import display, flatten, render
 from loadtests.present.plotly_js import INLINE, script_source
 from loadtests.run_folder import REPORT_HTML, write_atomically
+from loadtests.sources.attribution import OTHER_PREFIX
 
 logger = logging.getLogger("poolcheck.report")
 # Summary keys the page shows in its own sections; any other key gets a table of its own.
@@ -72,6 +73,11 @@ def limit_lines(summary: dict[str, Any]) -> list[charts.LimitLine]:
     ]
 
 
+def worker_limit_line(summary: dict[str, Any]) -> charts.LimitLine:
+    """What one worker's pools may hold (its declared pools' total): the line of a worker's own view."""
+    return charts.LimitLine("worker's pools", summary["budget"]["per_worker"], "#1f77b4")
+
+
 def drain_rows(run: RunSeries) -> list[dict[str, Any]]:
     """The summary's drain after each burst, with the burst's end on the charts' axis (seconds of the load)."""
     ends = [end for _, end in burst_phases(run.manifest)]
@@ -84,7 +90,8 @@ def _charts(run: RunSeries, drains: list[dict[str, Any]], *, colors: dict[str, s
     marks = charts.Marks(tuple(burst_phases(run.manifest)), tuple(fault_marks(run.folder, t0=run.t0)))
     figures = [
         ("timeline", charts.timeline(run.connections, run.load, limits=limit_lines(run.summary), marks=marks,
-                                     worker_colors=colors)),
+                                     worker_colors=colors, worker_limit=worker_limit_line(run.summary),
+                                     worker_views=[w for w in run.connections.worker_states if not w.startswith(OTHER_PREFIX)])),
         ("latency", charts.latency(run.load, marks=marks)),
     ]
     if run.summary["requests"]["failures"]:
