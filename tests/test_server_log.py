@@ -184,3 +184,62 @@ def test_dsn_with_server_log_gives_exact_figures_and_without_says_sampled_only(t
     shutil.rmtree(run.run_dir / "postgres")
     exact = summarize(run.run_dir)["exact"]
     assert not exact["available"] and "--server-log" in exact["reason"]
+
+
+STDERR_LOG = {"log_destination": "stderr,jsonlog", "log_line_prefix": "%m [%p] %q%u@%d %a "}
+
+
+@pytest.mark.slow
+def test_a_stderr_log_gives_the_sessions_its_jsonlog_gives(tmp_path):
+    """The same activity logged twice, stderr with a prefix and jsonlog: the test's own count, from both."""
+    with embedded_server(run_dir=tmp_path, settings={"max_connections": 20, **STDERR_LOG}) as server:
+        held = _open(server.app_dsn, 2, "poolcheck-app:1")
+        for size in (6, 3):
+            group = _open(server.app_dsn, size, "poolcheck-app:2")
+            for conn in group:
+                conn.close()
+            _wait_for_sessions(server.superuser_dsn, 2)
+        for conn in held:
+            conn.close()
+        _wait_for_sessions(server.superuser_dsn, 0)
+    log_dir = tmp_path / "postgres"
+    from_stderr, _ = rebuild_sessions(read_records(log_dir / "postgresql.log", prefix=STDERR_LOG["log_line_prefix"]))
+    from_json, _ = rebuild_sessions(read_records(log_dir / "postgresql.json"))
+
+    def mine(sessions):
+        return sorted((s.session_id, s.start, s.end, s.application_name, s.user) for s in sessions
+                      if s.application_name.startswith("poolcheck-app:"))
+
+    assert len(mine(from_stderr)) == 2 + 6 + 3
+    assert mine(from_stderr) == mine(from_json)
+    clients = [s for s in from_stderr if s.application_name.startswith("poolcheck-app:")]
+    assert peak(counts_over_time(clients))[0] == 2 + 6
+
+
+@pytest.mark.slow
+def test_a_run_reads_a_stderr_log_with_the_servers_prefix_and_refuses_one_without_connection_logging(
+        tmp_path, results_dir):
+    with embedded_server(run_dir=tmp_path, settings={"max_connections": 40, **STDERR_LOG}) as server:
+        log = server.data_dir.parent / "log" / "postgresql.log"  # the stderr log; no --log-line-prefix: SHOW's
+        run = poolcheck(
+            "run", "--dsn", server.superuser_dsn, "--server-log", str(log), "--workers", "2", "--max-size", "3",
+            "--duration", "8", "--quiet-seconds", "3", "--burst-seconds", "3", "--burst-users", "8", "--cycles", "1",
+            results_dir=results_dir,
+        )
+        # The server as a session of this DSN sees it: disconnections not logged.
+        quiet = server.superuser_dsn + "?options=-c%20log_disconnections%3Doff"
+        with psycopg.connect(quiet, autocommit=True) as conn:
+            assert conn.execute("SHOW log_disconnections").fetchone()[0] == "off"
+        refused = poolcheck("run", "--dsn", quiet, "--server-log", str(log), "--duration", "8", "--quiet-seconds", "3",
+                            results_dir=results_dir / "refused")
+    assert run.returncode == 0, run.stdout + run.stderr
+    exact = run.json("summary.json")["exact"]
+    assert exact["available"] and exact["source"] == "postgres/postgresql.json"
+    # The test's own count: the server's jsonlog of the same activity, over the run's time.
+    sessions, _ = rebuild_sessions(read_records(tmp_path / "postgres" / "postgresql.json"))
+    app = [s for s in sessions if s.application_name.startswith("poolcheck-app:")]
+    assert app and exact["peak"] == peak(counts_over_time(app))[0]
+    assert exact["sampled_peak"] <= exact["peak"] <= 2 * 3
+    assert refused.returncode == 2
+    assert "log_disconnections off" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (results_dir / "refused").exists() or not any((results_dir / "refused").iterdir())

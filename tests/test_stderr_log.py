@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.errors import Refused
-from loadtests.run.preflight import check_server_log, logs_sessions
+from loadtests.run.preflight import check_server_log
 from loadtests.sources.server_log import (
     CSVLOG,
     JSONLOG,
@@ -14,6 +14,7 @@ from loadtests.sources.server_log import (
     counts_over_time,
     find_log,
     log_format,
+    logs_sessions,
     parse_time,
     peak,
     read_records,

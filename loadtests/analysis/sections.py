@@ -15,6 +15,7 @@ from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.known_pools import known_pools
 from loadtests.sources.attribution import is_app_client
 from loadtests.sources.pool_stats import LAG_COLUMN
+from loadtests.sources.server_log import logs_sessions
 
 logger = logging.getLogger("poolcheck.accounting")
 
@@ -49,7 +50,7 @@ def _client_log(folder: RunFolder) -> tuple[ClientLog | None, str]:
     except ValueError as exc:  # a log_timezone this module cannot place
         return None, f"the server log cannot be read: {exc}"
     settings = folder.server_settings
-    off = [name for name in ("log_connections", "log_disconnections") if settings.get(name) == "off"]
+    off = [name for name in ("log_connections", "log_disconnections") if not logs_sessions(settings, name)]
     if log is not None and off:
         # Without both records a session's start or end is missing: counts from such a log are not exact.
         return None, f"the server has {' and '.join(off)} off: the log cannot tell when sessions open and close"

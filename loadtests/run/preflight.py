@@ -14,10 +14,7 @@ from loadtests.errors import Refused
 from loadtests.redact import Redactor
 from loadtests.run.proxy_process import upstream_of
 from loadtests.sources.collector import read_server_settings
-from loadtests.sources.server_log import STDERR, log_format, stderr_problem
-
-# log_connections of PostgreSQL 18 is a list of stages; earlier, a boolean.
-_LOGS_AUTHORIZATION = {"on", "true", "yes", "1", "all", "authorization"}
+from loadtests.sources.server_log import STDERR, log_format, logs_sessions, stderr_problem
 
 
 def read_server_limits(dsn: str) -> tuple[ServerLimits, dict[str, str]]:
@@ -80,17 +77,6 @@ def check_server_log(path: Path, *, settings: dict[str, str], prefix: str | None
     problem = stderr_problem(path, prefix=server_prefix)
     if problem:
         raise Refused(f"--server-log {path}: {problem}")
-
-
-def logs_sessions(settings: dict[str, str], name: str) -> bool:
-    """Whether the server logs each session's authorization (log_connections) or end (log_disconnections).
-
-    A setting the server did not show counts as on: the log itself is checked after the run.
-    """
-    value = settings.get(name)
-    if value is None:
-        return True
-    return bool({part.strip().lower() for part in value.split(",")} & _LOGS_AUTHORIZATION)
 
 
 def _check_pooler(config: RunConfig, limits: ServerLimits) -> None:

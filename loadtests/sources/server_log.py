@@ -39,6 +39,8 @@ _CSV_COLUMNS = (
     "application_name", "backend_type", "leader_pid", "query_id",
 )
 _APP_IN_MESSAGE = re.compile(r"\bapplication_name=(.*?)(?: SSL enabled| GSS |$)")
+# log_connections of PostgreSQL 18 is a list of stages; earlier, a boolean.
+_LOGS_AUTHORIZATION = {"on", "true", "yes", "1", "all", "authorization"}
 # Postmaster messages after which no backend of before is left.
 _ALL_GONE = ("all server processes terminated; reinitializing", "database system is shut down")
 
@@ -164,6 +166,17 @@ def looks_like_server_log(path: Path) -> bool:
         return True
     records = jsonlog_records([first]) if first.startswith("{") else csvlog_records([first])
     return next(records, None) is not None
+
+
+def logs_sessions(settings: dict[str, str], name: str) -> bool:
+    """Whether the server logs each session's authorization (log_connections) or end (log_disconnections).
+
+    A setting the server did not show counts as on: the log itself is checked after the run.
+    """
+    value = settings.get(name)
+    if value is None:
+        return True
+    return bool({part.strip().lower() for part in value.split(",")} & _LOGS_AUTHORIZATION)
 
 
 def stderr_problem(path: Path, *, prefix: str) -> str | None:
