@@ -76,3 +76,21 @@ def test_backends_csv_torn_or_missing(tmp_path: Path):
     assert list(read_backends(path)) == ["64.e1"]
     assert read_backends(tmp_path / "absent.csv") == {}
     assert clamped([_session("64.e1", 90.0)], None)[0].start == 90.0
+
+
+def test_a_backend_still_authenticating_is_recorded_once_it_has_its_user(tmp_path: Path):
+    """Seen before its authorization, a backend has no user: recorded then, the watch filter would lose it for good."""
+    import io
+
+    from loadtests.sources.attribution import Backend
+    from loadtests.sources.collector import Collector
+
+    collector = Collector(dsn="postgresql://", out_dir=tmp_path, interval=1.0, max_seconds=1.0, watch=APP)
+    out = io.StringIO()
+    collector._backends = (csv.writer(out), out)
+    authenticating = Backend("", "", "127.0.0.1", 5000, "", "", 0.01, None, pid=395, backend_start=100.3)
+    authorized = Backend("idle", "", "127.0.0.1", 5000, "app", "shop", 0.5, 0.1, pid=395, backend_start=100.3)
+    collector._record_new([authenticating], {}, seen_at=100.35)
+    collector._record_new([authorized], {authorized.session_id: "pid:12"}, seen_at=101.0)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert [(row[2], row[5], row[10], row[11]) for row in rows] == [("64.18b", "app", "pid:12", "1")]

@@ -263,7 +263,9 @@ class Collector:
         writer, f = self._backends
         at_start, self._snapshot_taken = not self._snapshot_taken, True
         for b in backends:
-            if b.session_id not in self._seen:
+            # A backend still authenticating has no user yet: the watch filter cannot judge it,
+            # and a row is written once, so it waits for a sample that sees it authorized.
+            if b.session_id not in self._seen and b.user:
                 self._seen.add(b.session_id)
                 writer.writerow(backend_row(b, seen_at=iso_time(seen_at), at_start=at_start,
                                             client=keys.get(b.session_id, ""), watched=b.session_id in keys))
