@@ -94,3 +94,14 @@ def test_a_backend_still_authenticating_is_recorded_once_it_has_its_user(tmp_pat
     collector._record_new([authorized], {authorized.session_id: "pid:12"}, seen_at=101.0)
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert [(row[2], row[5], row[10], row[11]) for row in rows] == [("64.18b", "app", "pid:12", "1")]
+
+
+def test_a_session_whose_id_fell_a_second_late_joins_by_pid_and_start(tmp_path: Path):
+    """A stderr log without %c: the id from "connection received" at 101.004 for a backend started at 100.998."""
+    seen = read_backends(_backends(tmp_path, [
+        {"session_id": "64.a1", "pid": 161, "at_start": 1, "client": "pid:11", "backend_start": "100.998"},
+    ]))
+    log = [_session("65.a1", 101.004, 103.0)]
+    joined = attributed_sessions(log, seen, watch=WatchFilter(user="someone-else"))
+    # Joined: the collector's client and watch decision, and not added a second time as open at the start.
+    assert [(s.session_id, s.client) for s in joined] == [("65.a1", "pid:11")]

@@ -28,16 +28,20 @@ def attributed_sessions(
     sessions: list[Session], seen: dict[str, SeenBackend], *, watch: WatchFilter
 ) -> list[Session]:
     """The watched sessions, each with its `client`; those open at the start and never logged added."""
-    out = []
+    out, joined = [], set()
+    by_pid: dict[int, list[SeenBackend]] = {}
+    for seen_backend in seen.values():
+        by_pid.setdefault(seen_backend.pid, []).append(seen_backend)
     for session in sessions:
-        backend = seen.get(session.session_id)
+        backend = _backend_of(session, seen, by_pid)
         if backend is not None:
+            joined.add(backend.session_id)
             if backend.watched:
                 out.append(replace(session, client=backend.client,
                                    database=session.database or backend.database))
         elif watch.matches(session):  # type: ignore[arg-type]  # the filter reads only the three names
             out.append(replace(session, client=_client_from_log(session)))
-    logged = {s.session_id for s in sessions}
+    logged = {s.session_id for s in sessions} | joined
     for backend in seen.values():
         if backend.at_start and backend.watched and backend.session_id not in logged:
             out.append(Session(
@@ -45,6 +49,22 @@ def attributed_sessions(
                 database=backend.database, client=backend.client,
             ))
     return out
+
+
+# How far a log's session start may be from pg_stat_activity's backend_start: authentication time.
+_SAME_BACKEND_S = 2.0
+
+
+def _backend_of(session: Session, seen: dict[str, SeenBackend], by_pid: dict[int, list[SeenBackend]]) -> SeenBackend | None:
+    """The backend the collector saw of this session: by session_id, else by pid and start.
+
+    A stderr log without %c has session ids made from a logged time (loadtests/sources/stderr_log.py),
+    which can fall in the second after the backend's start; its pid and start still name it.
+    """
+    backend = seen.get(session.session_id)
+    if backend is not None:
+        return backend
+    return next((b for b in by_pid.get(session.pid, ()) if abs(b.backend_start - session.start) < _SAME_BACKEND_S), None)
 
 
 def _client_from_log(session: Session) -> str:
