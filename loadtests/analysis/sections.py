@@ -60,7 +60,7 @@ def _client_log(folder: RunFolder) -> tuple[ClientLog | None, str]:
         return log, ""
     if folder.embedded:
         return None, "the embedded server's log is missing from the run folder: only sampled figures exist"
-    return None, "only sampled figures exist: pass --server-log PATH (the server's jsonlog or csvlog) with --dsn for exact ones"
+    return None, "only sampled figures exist: pass --server-log PATH (the server's jsonlog, csvlog or stderr log) with --dsn for exact ones"
 
 
 def _no_pool_figures(folder: RunFolder) -> dict[str, Any]:
