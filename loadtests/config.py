@@ -182,7 +182,7 @@ class RunConfig(BaseModel):
     @classmethod
     def _readable_server_log(cls, path: Path | None) -> Path | None:
         if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
-            raise ValueError("not a readable file: give the server's jsonlog or csvlog")
+            raise ValueError("not a readable file: give the server's jsonlog, csvlog or stderr log")
         if path is not None and log_format(path) != STDERR and not looks_like_server_log(path):
             raise ValueError("not a PostgreSQL jsonlog or csvlog (its first line has no log timestamp);"
                              " set log_destination to jsonlog or csvlog")
