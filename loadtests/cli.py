@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from app.settings import APP_PATTERNS
 
-from loadtests.budget import Budget, ServerLimits
+from loadtests.budget import Budget, PoolerSettings, ServerLimits
 from loadtests.config import SQLALCHEMY, SQLALCHEMY_DEFAULTS, RunConfig, describe_error
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_REFUSED, BadInput, Refused
 from loadtests.options import config_file, groups
@@ -338,11 +338,18 @@ def _from_run_config(*decls: str, help: str, **attrs: Any) -> Callable[[Callable
 @click.option("--surge-hosts", type=click.IntRange(min=0), default=0, show_default=True,
               help="hosts added during a rolling deploy, each with full pools, before the old ones stop")
 @click.option("--fail-on-headroom", is_flag=True, help="exit 1 when the headroom is not kept, not only when it does not fit")
+@click.option("--pgbouncer", type=click.Choice(["transaction", "session"]),
+              help="the app's pools reach the server through PgBouncer in this pool mode: check both levels")
+@click.option("--pgbouncer-pool-size", type=click.IntRange(1, 10_000), help="PgBouncer's default_pool_size  [default: 20, PgBouncer's]")
+@click.option("--pgbouncer-reserve-pool-size", type=click.IntRange(0, 10_000), help="PgBouncer's reserve_pool_size  [default: 0, PgBouncer's]")
+@click.option("--pgbouncer-max-client-conn", type=click.IntRange(1, 100_000), help="PgBouncer's max_client_conn  [default: 100, PgBouncer's]")
 @_common(config=True, json="print the budget, the limits and the fit as JSON on stdout (results/schema/budget.schema.json)")
 def budget_command(
     hosts: int, workers: int, max_size: int | None, pool_size: int | None, max_overflow: int | None,
     pools_per_worker: int, other_clients: int, dsn: str | None, pool_sizes: tuple[int, ...] | None,
-    headroom: float, surge_hosts: int, fail_on_headroom: bool, json: bool, **limits: int | None
+    headroom: float, surge_hosts: int, fail_on_headroom: bool, json: bool, pgbouncer: str | None,
+    pgbouncer_pool_size: int | None, pgbouncer_reserve_pool_size: int | None, pgbouncer_max_client_conn: int | None,
+    **limits: int | None
 ) -> None:
     """Check hosts x workers x pools x max_size (or pool_size + max_overflow) against max_connections: instant, no load.
 
@@ -362,7 +369,12 @@ def budget_command(
     else:
         plan = _budget_plan(hosts=hosts, workers=workers, max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
                             pools_per_worker=pools_per_worker, extra_clients=other_clients)
+    pooler = _budget_pooler(pgbouncer, default_pool_size=pgbouncer_pool_size, reserve_pool_size=pgbouncer_reserve_pool_size,
+                            max_client_conn=pgbouncer_max_client_conn)
     server = _budget_limits(dsn, **limits)
+    if pooler is not None:
+        _pooler_budget(plan, pooler, server, headroom=headroom / 100, surge_hosts=surge_hosts, json=json, dsn=dsn,
+                       fail_on_headroom=fail_on_headroom)
     with human_lines_to_stderr(json) as stdout:
         if dsn is not None:
             click.echo(f"limits read from {redact_dsn(dsn)}")
@@ -374,6 +386,44 @@ def budget_command(
     if json:
         emit(budget_document(plan, server, limits_from="dsn" if dsn is not None else "options"), stdout)
     found = answer(plan, server, headroom_ratio=headroom / 100, surge_hosts=surge_hosts)
+    sys.exit(EXIT_PASS if found.fits_now and (found.keeps_headroom or not fail_on_headroom) else EXIT_FAIL)
+
+
+def _budget_pooler(mode: str | None, **sizes: int | None) -> PoolerSettings | None:
+    """PgBouncer's settings for `poolcheck budget`, its own defaults where none is given; None without --pgbouncer."""
+    from loadtests.config import PGBOUNCER_DEFAULTS
+
+    if mode is None:
+        given = [name for name, value in sizes.items() if value is not None]
+        if given:
+            raise BadInput(f"--pgbouncer-{'pool-size' if given[0] == 'default_pool_size' else given[0].replace('_', '-')}:"
+                           " sizes PgBouncer's pools; needs --pgbouncer transaction|session")
+        return None
+    defaults = {name.removeprefix("pgbouncer_"): value for name, value in PGBOUNCER_DEFAULTS.items()}
+    defaults["default_pool_size"] = defaults.pop("pool_size")
+    return PoolerSettings(pool_mode=mode, **{name: defaults[name] if value is None else value for name, value in sizes.items()})
+
+
+def _pooler_budget(plan: Budget, pooler: PoolerSettings, server: ServerLimits, *, headroom: float, surge_hosts: int,
+                   json: bool, dsn: str | None, fail_on_headroom: bool) -> None:
+    """`poolcheck budget --pgbouncer`: the direct arithmetic, both levels behind PgBouncer, one answer line."""
+    from loadtests.budget import describe, explain_pooler
+    from loadtests.options.json_output import pooler_document
+    from loadtests.pooler_answer import pooler_answer, pooler_answer_lines, pooler_budget
+
+    levels = pooler_budget(plan, pooler)
+    with human_lines_to_stderr(json) as stdout:
+        if dsn is not None:
+            click.echo(f"limits read from {redact_dsn(dsn)}")
+        click.echo("directly: " + describe(plan, server)[0])
+        for line in explain_pooler(levels, server):
+            click.echo(line)
+        for line in pooler_answer_lines(plan, pooler, server, headroom_ratio=headroom, surge_hosts=surge_hosts):
+            click.echo(line)
+    found = pooler_answer(plan, pooler, server, headroom_ratio=headroom, surge_hosts=surge_hosts)
+    if json:
+        emit(pooler_document(budget_document(plan, server, limits_from="dsn" if dsn is not None else "options"),
+                             levels, pooler, found, server), stdout)
     sys.exit(EXIT_PASS if found.fits_now and (found.keeps_headroom or not fail_on_headroom) else EXIT_FAIL)
 
 
