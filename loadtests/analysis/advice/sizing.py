@@ -87,6 +87,8 @@ def size_for(summary: dict[str, Any], known: Known, *, demand: Demand | None, ta
 def largest_fitting(summary: dict[str, Any], known: Known, *, target: float) -> SizeAdvice:
     """The largest max_size that keeps the headroom target: the fix when the server refused or was full."""
     why = "Connections above the usable limit are refused; undeclared other clients count too (--other-clients)."
+    if (summary.get("pgbouncer") or {}).get("budget"):
+        return _pooler_fitting(summary, known, target=target, why=why)
     if summary["budget"].get("pool_sizes"):
         return SizeAdvice("pool_sizes", None, "fewer connections per worker in all; declare every other client", why)
     missing = known.missing("hosts", "workers", "max_size")
@@ -99,6 +101,18 @@ def largest_fitting(summary: dict[str, Any], known: Known, *, target: float) -> 
     return SizeAdvice("max_size", room.largest_max_size,
                       f"max_size {room.largest_max_size}, the largest that keeps {target * 100:g} % headroom;"
                       " declare every other client with --other-clients", why)
+
+
+def _pooler_fitting(summary: dict[str, Any], known: Known, *, target: float, why: str) -> SizeAdvice:
+    """Behind PgBouncer the server sees only its server pools: their size is the fix, not the app's max_size."""
+    room = headroom_of(summary, other_clients=int(known.config.get("other_clients") or 0), target=target)
+    why = "Behind PgBouncer only its server pools reach the server. " + why
+    if not room.pgbouncer_pool_size:
+        return SizeAdvice("pgbouncer_pool_size", None, f"no PgBouncer pool size keeps {target * 100:g} % headroom:"
+                          " a smaller reserve_pool_size, fewer other clients or a larger max_connections", why)
+    return SizeAdvice("pgbouncer_pool_size", room.pgbouncer_pool_size,
+                      f"PgBouncer default_pool_size {room.pgbouncer_pool_size}, the largest that keeps"
+                      f" {target * 100:g} % headroom; declare every other client with --other-clients", why)
 
 
 @dataclass(frozen=True)
