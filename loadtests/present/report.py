@@ -158,6 +158,9 @@ def _pooler_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("peak PgBouncer clients", str(section["peak_clients"]), f"SHOW POOLS; up to {section['peak_clients_waiting']} waiting,"
                                                                   f" max wait {section['max_wait_s']} s"),
         ("peak PgBouncer server conns", str(section["peak_server_connections"]), "SHOW POOLS"),
+        # The server's connections are PgBouncer's: their application_name is the last client's, not a worker's.
+        ("peak per worker", "not attributable", "per PgBouncer server connection, not per worker: each carries"
+                                                 " the application_name of the last client it served"),
     ]
 
 
