@@ -32,3 +32,14 @@ def test_full_server_pools_name_the_pgbouncer_pool_size_not_max_size():
     found = by_rule(pooled, manifest)["headroom"]
     assert (found["setting"], found["suggested"]) == ("pgbouncer_pool_size", 27)
     assert "max_size" not in found["text"]
+
+
+def test_pool_wait_behind_pgbouncer_is_bounded_by_max_client_conn_not_the_server():
+    summary, manifest = recorded("default_pools")  # 111 of 2131 requests queued: directly, no larger max_size fits
+    direct = by_rule(summary, manifest)["pool_wait"]
+    assert "no larger max_size keeps" in direct["text"]
+    pooled = behind_pgbouncer(summary, default_pool_size=4)
+    found = by_rule(pooled, manifest)["pool_wait"]
+    assert found["setting"] == "max_size" and found["suggested"] > 8
+    assert "max_client_conn 100" in found["text"] and "default_pool_size 4 bounds the server connections" in found["text"]
+    assert "no larger max_size keeps" not in found["text"]
