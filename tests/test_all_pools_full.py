@@ -47,6 +47,8 @@ def test_every_pool_is_full_at_the_same_moment(watched):
             scrapes[row["timestamp"]] = scrapes.get(row["timestamp"], 0) + (row["pool_size"] == row["pool_max"])
     assert max(scrapes.values()) == WORKERS
     assert f"{WORKERS} of {WORKERS} at max_size in one scrape" in run.stdout
+    report = (run.run_dir / "report.html").read_text()
+    assert f"at most {WORKERS} of {WORKERS} pools full ({MAX_SIZE} connections) at the same moment" in report
     assert leftover_processes(run) == []
 
 

@@ -21,6 +21,7 @@ from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import burst_drains, exact_peak
 from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_class, fault_marks, pool_stats, read_series
 from loadtests.analysis.known_pools import known_pools
+from loadtests.analysis.load_spread import spread_line
 from loadtests.budget import budget_sentence
 from loadtests.present import charts, workers
 from loadtests.present.configuration import configuration_rows
@@ -213,6 +214,7 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "failures": summary["requests"]["failures"],
         "worker_rows": worker_rows,
         "unevenness": uneven,
+        "load_spread": spread_line(summary.get("load_spread")),
         "short_config": short_config,
         "errors_by_class": summary.get("errors_by_class", {}),
         "drains": drains,
