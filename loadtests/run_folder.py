@@ -43,6 +43,7 @@ LOCUST_FAILURES_CSV = f"{LOCUST_PREFIX}_failures.csv"
 LOAD_JSON = f"{LOCUST_PREFIX}_load.json"
 FAILURES_BY_SECOND_CSV = f"{LOCUST_PREFIX}_failures_by_second.csv"
 REQUESTS_BY_SECOND_CSV = f"{LOCUST_PREFIX}_requests_by_second.csv"
+USERS_CSV = f"{LOCUST_PREFIX}_users.csv"
 # -- the faults injected (loadtests/faults.py) ------------------------------------
 FAULTS_JSONL = "faults.jsonl"
 # -- the cloud-proxy emulator (loadtests/proxy/) ----------------------------------
