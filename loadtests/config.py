@@ -137,6 +137,8 @@ class RunConfig(BaseModel):
     allow_overcommit: bool = False
     max_failure_ratio: float = Field(0.0, ge=0, le=1)
     thresholds: tuple[str, ...] = Field((), description="limits on the run's figures, e.g. p95<300ms (loadtests/thresholds.py)")
+    # Figures the run shows by design (words of a line -> why), as a scenario's fixed half declares them.
+    expected_notes: dict[str, str] = Field(default_factory=dict)
     plotlyjs: Literal["inline", "directory"] = Field("inline", description="report.html inlines plotly.js, or shares one plotly.min.js beside the run folders")
     ready_timeout: float = Field(60.0, gt=0)
     app_port: int = Field(0, ge=0, le=65535, description="port of the first app instance; 0 picks a free one")

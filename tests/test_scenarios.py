@@ -54,6 +54,14 @@ def test_lifetime_expiry(results_dir):
     assert "the connection is closed" in record["faulty"]["seen"]  # the team's own words, in the record
     # The one change, yielding inside the block, removes every failure; the per-request autocommit stays.
     assert fixed["requests"]["failures"] == 0 and fixed["requests"]["total"] > 100
+    # What the fixed half shows by design is said to be expected in its own printed lines and its report.
+    assert fixed["expected"] and not faulty["expected"]
+    if fixed["lifecycle"]["ages"].get("sessions_over_max_lifetime"):
+        printed = [line for line in run.stdout.splitlines()
+                   if line.startswith("[lifetime-expiry fixed]") and "outlived max_lifetime" in line]
+        assert printed and all("(expected: psycopg retires" in line for line in printed), printed
+        fixed_dir = next(results_dir.glob("scenario-*")) / record["runs"]["fixed"]["run_dir"]
+        assert "outlived max_lifetime" in (fixed_dir / "report.html").read_text().split("(expected: psycopg retires")[0]
 
 
 def test_idle_drain(results_dir):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.expected import noted, noted_advice
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.pgbouncer_figures import pooler_series
 from loadtests.analysis.sections import accounting_lines
@@ -200,10 +201,10 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "run_id": run.run_id,
         "verdict": summary["verdict"],
         "reasons": summary["reasons"],
-        "findings": accounting_lines(summary),
+        "findings": [noted(line, summary.get("expected") or {}) for line in accounting_lines(summary)],
         "warnings": summary.get("warnings", []),
         "thresholds": summary.get("thresholds", []),
-        "advice": summary.get("advice", []),
+        "advice": noted_advice(summary.get("advice", []), summary.get("expected") or {}),
         "status": manifest.get("status", "unknown"),
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),

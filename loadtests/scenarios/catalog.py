@@ -74,7 +74,8 @@ class Scenario:
         if half == FAULTY:
             return faulty
         computed = self.fit_fixed(faulty) if self.fit_fixed else {}
-        return RunConfig(**{**COMMON, **self.shared, **self.fixed, **computed, **harness})
+        notes = {"expected_notes": dict(self.expected_in_fixed)}
+        return RunConfig(**{**COMMON, **self.shared, **self.fixed, **computed, **notes, **harness})
 
     def detected(self, faulty: Finding, fixed: Finding) -> bool:
         return faulty.present is True and fixed.present is False
