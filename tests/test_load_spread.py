@@ -26,7 +26,7 @@ def test_pools_full_together_counts_one_scrape_at_a_time():
     spread = load_spread(SUMMARY, [], app_prefix="poolcheck-app:", max_size=4, pool_rows=rows)
     assert spread["pools_full_together_max"] == 3 and spread["scrapes_all_pools_full"] == 1
     assert spread["evenness"] == 0.75
-    assert spread_line(spread).endswith("the pools' own counters: 3 of 3 at max_size in one scrape")
+    assert spread_line(spread).endswith("as the pools counted, 3 of 3 at max_size in one scrape")
 
 
 def test_no_pool_counters_no_pools_figure():

@@ -98,4 +98,4 @@ def _pools_clause(spread: dict[str, Any]) -> str:
     most = spread.get("pools_full_together_max")
     if most is None:
         return ""
-    return f"; the pools' own counters: {most} of {spread['workers']} at max_size in one scrape"
+    return f"; as the pools counted, {most} of {spread['workers']} at max_size in one scrape"
