@@ -38,6 +38,8 @@ _SHOWN_KEYS = {
     # told near the top ("What the server and the pools saw"), in the charts and the workers' table
     "connections", "pool", "exact", "lifecycle", "schema_version",
     "thresholds", "checks_verdict",
+    # the budget line; the Workers section; the note on each line that shows an expected figure
+    "budget_sentence", "load_spread", "expected",
 }
 _SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
                    "lifecycle": "Connection lifecycle", "faults": "Faults",
