@@ -186,6 +186,8 @@ def cli() -> None:
           help="a deliberate anti-pattern of the sample app, as the scenarios use (app/antipatterns.py)")
 @_setting("--max-requests", type=int, help="gunicorn max_requests: recycle each worker after this many requests; 0 never")
 @_setting("--preload/--no-preload", help="gunicorn --preload: create the app in the master before forking")
+@_setting("--server", type=click.Choice(["gunicorn", "uvicorn"]),
+          help="what runs the sample app: gunicorn with uvicorn workers, or uvicorn --workers N (its own supervisor)")
 @_setting("--app-port", type=int, help="port of the first app instance; 0 picks a free one")
 @_setting("--proxy-idle-cut", type=SECONDS,
           help="put a cloud-proxy emulator between the app and the server: it cuts connections idle this long")
