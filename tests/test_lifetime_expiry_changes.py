@@ -16,7 +16,7 @@ import pytest
 from conftest import RunResult, poolcheck
 from own_counts import locust_failures
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_lifetime_expiry_changes")]
 
 LOAD = ["--pool-kind", "sync", "--workers", "2", "--max-size", "3", "--min-size", "1", "--max-lifetime", "3",
         "--duration", "10", "--cycles", "1", "--quiet-seconds", "1", "--burst-seconds", "8", "--burst-users", "12",

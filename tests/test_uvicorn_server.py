@@ -17,7 +17,7 @@ import pytest
 
 from conftest import RunResult, leftover_processes, poolcheck
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_uvicorn_server")]
 
 WORKERS, POOL = 2, 4
 MAX_LIFETIME, QUIET = 2.0, 8.0
