@@ -253,6 +253,8 @@ class RunConfig(BaseModel):
     app_pattern: str = Field("default", description="APP_PATTERN of the sample app (app/antipatterns.py)")
     max_requests: int = Field(0, ge=0, le=1_000_000, description="gunicorn max_requests: recycle a worker after this many; 0 never")
     preload: bool = Field(False, description="gunicorn --preload: create the app in the master, before the fork")
+    # The sample app's server: gunicorn with uvicorn workers, or uvicorn's own --workers supervisor (README "uvicorn --workers")
+    server: Literal["gunicorn", "uvicorn"] = Field("gunicorn", description="what runs the sample app's workers")
 
     @field_validator("app_pattern")
     @classmethod
@@ -266,6 +268,9 @@ class RunConfig(BaseModel):
         check_pattern_pool_kind(self.app_pattern, self.pool_kind, names=("--app-pattern", "--pool-kind"))
         if self.target_url is not None and (self.app_pattern != "default" or self.max_requests or self.preload):
             raise ValueError("--app-pattern, --max-requests and --preload set up the sample app, not a --target-url app")
+        if self.server == "uvicorn" and self.preload:
+            # uvicorn's supervisor spawns each worker afresh and imports the app there: there is no master to preload in.
+            raise ValueError("--preload is gunicorn's: uvicorn --workers imports the app in each worker, never in a master")
         return self
 
     # Faults injected during the load (loadtests/faults.py)
