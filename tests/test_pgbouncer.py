@@ -90,6 +90,10 @@ def test_run_through_pgbouncer_checks_both_levels(run_through_pgbouncer) -> None
     assert (budget["client_total"], budget["server_total"], budget["server_usable"]) == (17, 6, 9)
     assert budget["clients_fit"] and budget["server_fits"]
     assert run.json("manifest.json")["budget"]["total"] > 9  # directly, these pools would not fit
+    section = run.json("summary.json")["pgbouncer"]
+    assert (f"PgBouncer (transaction pooling): peak {section['peak_clients']} clients of max_client_conn 100,"
+            f" up to {section['peak_clients_waiting']} waiting") in run.stdout
+    assert "server connections of default_pool_size 4 + reserve_pool_size 1 (server side 6 of 9 usable)" in run.stdout
 
 
 def test_show_pools_csv_agrees_with_the_server_log(run_through_pgbouncer) -> None:

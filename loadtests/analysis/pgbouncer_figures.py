@@ -29,7 +29,10 @@ class PoolerSeries:
 def _sum_by_sample(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
     """One entry per sample (its timestamp): the counts summed over the database/user pools."""
     samples: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for row in rows:
+    # One row per pool and sample: the sampler can write a sample twice within the same millisecond
+    # (a late tick catching up), which summed would count every client twice.
+    pools = {(row["timestamp"], row["database"], row["user"]): row for row in rows}
+    for row in pools.values():
         sample = samples[row["timestamp"]]
         sample["clients"] += row["cl_active"] + row["cl_waiting"]
         sample["waiting"] += row["cl_waiting"]
@@ -74,6 +77,20 @@ def pgbouncer_section(folder: RunFolder) -> dict[str, Any] | None:
     }
 
 
+# The server names a connection by its application_name; a PgBouncer server connection keeps the
+# name of whichever client set it last, so grouping the server's connections by it names no worker.
+NOT_BY_WORKER = ("not attributable to workers behind PgBouncer: the server's connections are PgBouncer's server"
+                 " connections, each carrying the application_name of the last client it served;"
+                 " see the pgbouncer section for its clients and server connections")
+
+
+def unattributed(figures: dict[str, Any]) -> dict[str, Any]:
+    """A section's per-worker peaks dropped behind PgBouncer, with the reason in their place."""
+    if "peak_by_worker" not in figures:
+        return figures
+    return {**figures, "peak_by_worker": {}, "peak_by_worker_note": NOT_BY_WORKER}
+
+
 def pooler_reasons(section: dict[str, Any]) -> list[str]:
     """What fails a run behind PgBouncer beyond the server's own checks: its clients' level."""
     budget = section.get("budget", {})
@@ -84,3 +101,14 @@ def pooler_reasons(section: dict[str, Any]) -> list[str]:
             " it refuses the rest (the run was allowed by --allow-overcommit)"
         )
     return failing
+
+
+def pooler_line(section: dict[str, Any]) -> str:
+    """The run's last lines behind PgBouncer: its clients, their wait, its server connections against its pools."""
+    budget = section.get("budget") or {}
+    pools = (f" of default_pool_size {budget['default_pool_size']} + reserve_pool_size {budget['reserve_pool_size']}"
+             f" (server side {budget['server_total']} of {budget['server_usable']} usable)" if budget else "")
+    clients = f" of max_client_conn {budget['max_client_conn']}" if budget else ""
+    return (f"PgBouncer ({section.get('pool_mode')} pooling): peak {section['peak_clients']} clients{clients},"
+            f" up to {section['peak_clients_waiting']} waiting, max wait {section['max_wait_s']:g} s;"
+            f" peak {section['peak_server_connections']} server connections{pools}")

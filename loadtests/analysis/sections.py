@@ -13,6 +13,7 @@ from loadtests.analysis import lifecycle
 from loadtests.analysis.exact_counts import ClientLog, exact_figures, read_client_log, unavailable
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.known_pools import known_pools
+from loadtests.analysis.pgbouncer_figures import unattributed
 from loadtests.sources.attribution import is_app_client
 from loadtests.sources.pool_stats import LAG_COLUMN
 from loadtests.sources.server_log import logs_sessions
@@ -37,6 +38,8 @@ _SUMMED = {
 def accounting_sections(folder: RunFolder, *, sampled: dict[str, Any]) -> dict[str, Any]:
     log, reason = _client_log(folder)
     exact = exact_figures(log, sampled=sampled, origin=folder.clock_origin, app_prefix=folder.app_prefix) if log else None
+    if exact is not None and folder.manifest.get("pgbouncer"):
+        exact = unattributed(exact)
     return {
         "exact": exact or unavailable(reason),
         "pool": pool_figures(folder.pool_stats) or _no_pool_figures(folder),

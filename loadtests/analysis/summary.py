@@ -16,7 +16,7 @@ from loadtests.analysis.app_errors import app_error_texts
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.analysis.headroom import DEFAULT_TARGET, headroom_of, verdict_with_headroom
 from loadtests.analysis.load_spread import load_spread
-from loadtests.analysis.pgbouncer_figures import pgbouncer_section, pooler_reasons
+from loadtests.analysis.pgbouncer_figures import pgbouncer_section, pooler_reasons, unattributed
 from loadtests.analysis.sections import accounting_sections
 from loadtests.analysis.threshold_checks import check_thresholds, threshold_reason
 from loadtests.budget import ServerLimits, budget_sentence
@@ -184,6 +184,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
     budget = manifest["budget"]
     server = server_limits(folder)
     figures = connection_figures(folder.connections, app_prefix=folder.app_prefix)
+    figures = unattributed(figures) if folder.manifest.get("pgbouncer") else figures
     requests = request_figures(folder)
     errors = errors_by_class(folder)
     accounting = accounting_sections(folder, sampled=figures)
@@ -256,8 +257,9 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         summary["verdict"] = FAIL if verdict == PASS else verdict
         summary["reasons"] = [*missed, *reasons] if verdict == PASS else [*reasons, *missed]
     summary["load_spread"] = load_spread(summary, folder.connections, app_prefix=folder.app_prefix,
-                                         max_size=budget["max_size"])
+                                         max_size=budget["max_size"], pool_rows=folder.pool_stats)
     summary["advice"] = advise(summary, manifest=manifest, headroom_target=target)
+    summary["expected"] = dict(config.get("expected_notes") or {})  # loadtests/analysis/expected.py
     return summary
 
 

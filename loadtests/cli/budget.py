@@ -7,6 +7,7 @@ import sys
 import rich_click as click
 
 from loadtests.budget import Budget, ServerLimits
+from loadtests.cli.budget_pooler import POOLER_OPTIONS, budget_pooler, print_pooler_budget
 from loadtests.cli.group import cli
 from loadtests.cli.shared import common, default_of, from_run_config, pool_sizes_option, with_default
 from loadtests.config import SQLALCHEMY_DEFAULTS
@@ -85,11 +86,17 @@ def _budget_plan(*, max_size: int | None, pool_size: int | None, max_overflow: i
 @click.option("--surge-hosts", type=click.IntRange(min=0), default=0, show_default=True,
               help="hosts added during a rolling deploy, each with full pools, before the old ones stop")
 @click.option("--fail-on-headroom", is_flag=True, help="exit 1 when the headroom is not kept, not only when it does not fit")
+@POOLER_OPTIONS[0]
+@POOLER_OPTIONS[1]
+@POOLER_OPTIONS[2]
+@POOLER_OPTIONS[3]
 @common(config=True, json="print the budget, the limits and the fit as JSON on stdout (results/schema/budget.schema.json)")
 def budget_command(
     hosts: int, workers: int, max_size: int | None, pool_size: int | None, max_overflow: int | None,
     pools_per_worker: int, other_clients: int, dsn: str | None, pool_sizes: tuple[int, ...] | None,
-    headroom: float, surge_hosts: int, fail_on_headroom: bool, json: bool, **limits: int | None
+    headroom: float, surge_hosts: int, fail_on_headroom: bool, json: bool, pgbouncer: str | None,
+    pgbouncer_pool_size: int | None, pgbouncer_reserve_pool_size: int | None, pgbouncer_max_client_conn: int | None,
+    **limits: int | None
 ) -> None:
     """Check hosts x workers x pools x max_size (or pool_size + max_overflow) against max_connections: instant, no load.
 
@@ -109,7 +116,12 @@ def budget_command(
     else:
         plan = _budget_plan(hosts=hosts, workers=workers, max_size=max_size, pool_size=pool_size, max_overflow=max_overflow,
                             pools_per_worker=pools_per_worker, extra_clients=other_clients)
+    pooler = budget_pooler(pgbouncer, default_pool_size=pgbouncer_pool_size, reserve_pool_size=pgbouncer_reserve_pool_size,
+                           max_client_conn=pgbouncer_max_client_conn)
     server = _budget_limits(dsn, **limits)
+    if pooler is not None:
+        print_pooler_budget(plan, pooler, server, headroom=headroom / 100, surge_hosts=surge_hosts, json=json, dsn=dsn,
+                            fail_on_headroom=fail_on_headroom)
     with human_lines_to_stderr(json) as stdout:
         if dsn is not None:
             click.echo(f"limits read from {redact_dsn(dsn)}")

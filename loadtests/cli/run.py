@@ -79,6 +79,8 @@ from loadtests.options.json_output import emit, human_lines_to_stderr
           help="a deliberate anti-pattern of the sample app, as the scenarios use (app/antipatterns.py)")
 @setting("--max-requests", type=int, help="gunicorn max_requests: recycle each worker after this many requests; 0 never")
 @setting("--preload/--no-preload", help="gunicorn --preload: create the app in the master before forking")
+@setting("--server", type=click.Choice(["gunicorn", "uvicorn"]),
+         help="what runs the sample app: gunicorn with uvicorn workers, or uvicorn --workers N (its own supervisor)")
 @setting("--app-port", type=int, help="port of the first app instance; 0 picks a free one")
 @setting("--proxy-idle-cut", type=SECONDS,
           help="put a cloud-proxy emulator between the app and the server: it cuts connections idle this long")

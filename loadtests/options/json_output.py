@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from loadtests import budget as budget_math
-from loadtests.budget import Budget, ServerLimits
+from loadtests.budget import Budget, PoolerBudget, PoolerSettings, ServerLimits
 from loadtests.run_folder import SCHEMA_VERSION
 
 
@@ -46,5 +46,29 @@ def budget_document(plan: Budget, limits: ServerLimits, *, limits_from: str) -> 
             "max_size": budget_math.largest_max_size(plan, limits),
             "workers": budget_math.largest_workers(plan, limits),
             "hosts": budget_math.largest_hosts(plan, limits),
+        },
+    }
+
+
+def pooler_document(direct: dict[str, Any], levels: PoolerBudget, settings: PoolerSettings, found: Any,
+                    limits: ServerLimits) -> dict[str, Any]:
+    """`poolcheck budget --pgbouncer --json`: the direct figures, and both levels behind PgBouncer with the answer.
+
+    `fits` is then the verdict behind PgBouncer (both levels at the deploy's peak); `direct_fits` the direct one.
+    """
+    return {
+        **direct,
+        "fits": found.fits_now,
+        "direct_fits": direct["fits"],
+        "pgbouncer": {
+            "pool_mode": settings.pool_mode,
+            **levels.as_dict(limits),
+            "answer": {
+                "peak_hosts": found.peak_hosts,
+                "keep": found.keep,
+                "default_pool_size_at_most": found.default_pool_size,
+                "max_client_conn_at_least": found.max_client_conn,
+                "keeps_headroom": found.keeps_headroom,
+            },
         },
     }

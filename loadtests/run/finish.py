@@ -13,8 +13,10 @@ from typing import Any
 
 from loadtests.analysis.advice import advice_lines
 from loadtests.analysis.exact_counts import record_exact
+from loadtests.analysis.expected import noted, noted_advice
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.load_spread import spread_line
+from loadtests.analysis.pgbouncer_figures import pooler_line
 from loadtests.analysis.proxy_cuts import proxy_line
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.threshold_checks import threshold_lines
@@ -78,14 +80,21 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"  - {reason}" for reason in summary["reasons"]]
     lines += [f"  warning: {warning}" for warning in summary.get("warnings", [])]
     lines += threshold_lines(summary.get("thresholds", []))
-    lines += accounting_lines(summary)
+    expected = summary.get("expected") or {}
+    lines += [noted(line, expected) for line in accounting_lines(summary)]
+    lines += [pooler_line(summary["pgbouncer"])] if summary.get("pgbouncer") else []
     lines += [line for line in [spread_line(summary.get("load_spread"))] if line]
     if summary.get("proxy"):
         lines.append(proxy_line(summary["proxy"], summary["errors_by_class"]))
-    return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(summary.get("advice", [])))]
+    advice = noted_advice(summary.get("advice", []), expected)
+    return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(advice))]
 
 
 def _budget_text(summary: dict[str, Any]) -> str:
+    pooler = (summary.get("pgbouncer") or {}).get("budget")
+    if pooler:  # the server's connections are PgBouncer's: its server pools are their budget
+        return budget_words(total=pooler["server_total"], pools_total=pooler["server_pools"],
+                            other_clients=max(pooler["server_total"] - pooler["server_pools"] - COLLECTOR_CLIENTS, 0))
     budget = summary["budget"]
     return budget_words(total=budget["total"], pools_total=budget["pools_total"],
                         other_clients=max(budget["extra_clients"] - COLLECTOR_CLIENTS, 0))

@@ -101,9 +101,15 @@ def _refused_marks(rows: list[dict[str, Any]], *, pool_kind: str) -> list[go.Sca
     ]
 
 
+def _panel(row: dict[str, Any]) -> str:
+    """A row of heatmaps: a pool kind, and behind PgBouncer one of its pool sizes."""
+    size = row.get("pgbouncer_pool_size")
+    return row["pool_kind"] if size is None else f"{row['pool_kind']}, PgBouncer default_pool_size {size}"
+
+
 def heatmaps(summary: dict[str, Any]) -> go.Figure:
-    """One row of heatmaps per pool kind: throughput, p95, peak connections."""
-    rows = summary["rows"]
+    """One row of heatmaps per pool kind (and PgBouncer pool size): throughput, p95, peak connections."""
+    rows = [{**row, "pool_kind": _panel(row)} for row in summary["rows"]]
     kinds = sorted({row["pool_kind"] for row in rows})
     titles = [f"{kind}: {title}" for kind in kinds for _, title, _ in METRICS]
     figure = make_subplots(rows=len(kinds), cols=len(METRICS), subplot_titles=titles, horizontal_spacing=0.06)

@@ -38,7 +38,20 @@ class Criteria:
 
 
 def cell_name(row: dict[str, Any]) -> str:
-    return f"{row['workers']} workers x max_size {row['max_size']} ({row['pool_kind']})"
+    pooler = f", PgBouncer default_pool_size {row['pgbouncer_pool_size']}" if "pgbouncer_pool_size" in row else ""
+    return f"{row['workers']} workers x max_size {row['max_size']} ({row['pool_kind']}{pooler})"
+
+
+def server_side_total(row: dict[str, Any], *, other_clients: int) -> int:
+    """The connections the cell as deployed holds on the server: its pools, or behind PgBouncer its server pools."""
+    if "server_connections" in row:
+        return int(row["server_connections"]) + other_clients
+    return production_budget(row, other_clients=other_clients).total
+
+
+def ranked_connections(row: dict[str, Any]) -> int:
+    """What "fewest connections" compares: the server's side (PgBouncer's server pools behind it)."""
+    return int(row.get("server_connections", row["connections"]))
 
 
 def production_budget(row: dict[str, Any], *, other_clients: int) -> Budget:
@@ -51,11 +64,11 @@ def exclusions(row: dict[str, Any], *, criteria: Criteria, limits: ServerLimits,
     if row["status"] != "ran":
         return [row.get("refused") or f"no complete run ({row['status']})"]
     out = []
-    deployed = production_budget(row, other_clients=other_clients)
+    deployed = server_side_total(row, other_clients=other_clients)
     limit = allowed(limits, headroom_ratio=criteria.headroom_ratio)
-    if deployed.total > limit:
+    if deployed > limit:
         out.append(
-            f"{deployed.total} connections above {limit}, the usable {limits.usable}"
+            f"{deployed} {'server ' if 'server_connections' in row else ''}connections above {limit}, the usable {limits.usable}"
             f" less {criteria.headroom_ratio * 100:g} % headroom"
         )
     if row["passes"] * 2 <= row["runs"]:
@@ -76,7 +89,7 @@ def pooler_alternative(
     they ran count too: preflight refuses exactly those that do not fit.
     """
     limit = allowed(limits, headroom_ratio=criteria.headroom_ratio)
-    if not rows or any(production_budget(row, other_clients=other_clients).total <= limit for row in rows):
+    if not rows or any(server_side_total(row, other_clients=other_clients) <= limit for row in rows):
         return None
     pool_size = largest_pooler_pool_size(limits, extra_clients=other_clients, headroom_ratio=criteria.headroom_ratio)
     if pool_size < 1:
@@ -102,7 +115,7 @@ def _pick(qualified: list[dict[str, Any]], *, margin: float) -> tuple[dict[str, 
     best = max(qualified, key=lambda r: r["rps"])
     floor = best["rps"] * (1.0 - margin)
     near = [r for r in qualified if r["rps"] >= floor]
-    chosen = min(near, key=lambda r: (r["connections"], -r["rps"], r["workers"]))
+    chosen = min(near, key=lambda r: (ranked_connections(r), -r["rps"], r["workers"]))
     return best, chosen, len(near)
 
 
@@ -141,11 +154,23 @@ def recommend(
         "best_rps": best["rps"],
         "hosts_within_headroom": largest_hosts(one_host, limits, headroom_ratio=criteria.headroom_ratio),
         "hosts_at_most": largest_hosts(one_host, limits),
+        **({"pgbouncer_pool_size": chosen["pgbouncer_pool_size"], "server_connections": chosen["server_connections"]}
+           if "pgbouncer_pool_size" in chosen else {}),
     }
     reasons = _reasons(choice, chosen, best, criteria=criteria, limits=limits, other_clients=other_clients, near=near)
     reasons += caveats(chosen, axes=axes, repeat=repeat, criteria=criteria, limits=limits, other_clients=other_clients)
     return {**choice, "peak_per_worker": chosen.get("peak_per_worker"), "reasons": reasons,
             "advice": list(chosen.get("advice", [])), "excluded": excluded}
+
+
+def _hosts_line(choice: dict[str, Any], chosen: dict[str, Any]) -> str:
+    if "server_connections" in chosen:
+        # PgBouncer's server pools do not grow with the app's hosts; its max_client_conn bounds those.
+        return (f"behind PgBouncer the server side stays at {chosen['server_connections']} connections"
+                f" (default_pool_size {chosen['pgbouncer_pool_size']} + reserve) whatever the hosts;"
+                " each host's pools count against max_client_conn instead")
+    return (f"the server takes {choice['hosts_within_headroom']} hosts of this configuration within the headroom"
+            f" ({choice['hosts_at_most']} with none)")
 
 
 def _reasons(
@@ -159,16 +184,17 @@ def _reasons(
     near: int,
 ) -> list[str]:
     margin = criteria.throughput_margin * 100
-    deployed = production_budget(chosen, other_clients=other_clients)
+    deployed = server_side_total(chosen, other_clients=other_clients)
+    side = "PgBouncer's server connections" if "server_connections" in chosen else "connections"
     slo = "(no --slo-p95-ms given)" if criteria.slo_p95_ms is None else f"within --slo-p95-ms {criteria.slo_p95_ms:g}"
     throughput = (
         f"{chosen['rps']:g} req/s in the bursts, the best throughput among the qualifying cells"
         if chosen["key"] == best["key"]
         else f"{chosen['rps']:g} req/s in the bursts is within {margin:g} % of the best qualifying cell,"
-        f" {cell_name(best)} at {best['rps']:g} req/s with {best['connections']} connections"
+        f" {cell_name(best)} at {best['rps']:g} req/s with {ranked_connections(best)} {side}"
     )
     fewest = (
-        [f"{chosen['connections']} connections, the fewest among the {near} cells within {margin:g} % of the best throughput"]
+        [f"{ranked_connections(chosen)} {side}, the fewest among the {near} cells within {margin:g} % of the best throughput"]
         if near > 1 else []
     )
     reasons = [
@@ -176,11 +202,10 @@ def _reasons(
         *fewest,
         f"p95 {chosen['p95_ms']:g} ms {slo}; failure ratio {chosen['failure_ratio']:.4f}"
         f" within {criteria.max_failure_ratio:g}",
-        f"fits with {criteria.headroom_ratio * 100:g} % headroom: {deployed.total} connections"
+        f"fits with {criteria.headroom_ratio * 100:g} % headroom: {deployed} {side}"
         f" (incl. {other_clients} other clients) <= {allowed(limits, headroom_ratio=criteria.headroom_ratio)}"
         f" of {limits.usable} usable",
-        f"the server takes {choice['hosts_within_headroom']} hosts of this configuration within the headroom"
-        f" ({choice['hosts_at_most']} with none)",
+        _hosts_line(choice, chosen),
     ]
     spread = max(chosen.get("rps_spread_pct") or 0.0, best.get("rps_spread_pct") or 0.0)
     if spread > margin:

@@ -69,10 +69,12 @@ class Cell:
 
     @property
     def key(self) -> str:
-        return cell_key(pool_kind=self.config.pool_kind, workers=self.config.workers, max_size=self.config.max_size)
+        return cell_key(pool_kind=self.config.pool_kind, workers=self.config.workers, max_size=self.config.max_size,
+                        pgbouncer_pool_size=self.config.pgbouncer_pool_size)
 
     def record(self) -> dict[str, Any]:
         config = self.config
+        pooler = config.pooler_budget
         return {
             "key": self.key,
             "pool_kind": config.pool_kind,
@@ -80,27 +82,54 @@ class Cell:
             "max_size": config.max_size,
             "hosts": config.hosts,
             "budget": config.budget.as_dict(),
-            "fits": budget_math.fits(config.budget, config.embedded_limits()),
+            "fits": _fits(config),
+            # Behind PgBouncer only its server pools reach the server: the level the cell is checked on.
+            **({"pgbouncer_pool_size": pooler.default_pool_size,
+                "pgbouncer": pooler.as_dict(config.embedded_limits())} if pooler is not None else {}),
             "refused": self.refused,
             "runs": [],
         }
 
 
-def _cell(base: RunConfig, *, pool_kind: str, workers: int, max_size: int) -> Cell:
+def _fits(config: RunConfig) -> bool:
+    """Directly: the pools against the usable connections; behind PgBouncer: both of its levels."""
+    limits = config.embedded_limits()
+    pooler = config.pooler_budget
+    if pooler is not None:
+        return pooler.clients_fit() and pooler.server_fits(limits)
+    return budget_math.fits(config.budget, limits)
+
+
+def _over_budget(config: RunConfig) -> str:
+    limits = config.embedded_limits()
+    pooler = config.pooler_budget
+    if pooler is None:
+        return f"over budget: {budget_math.explain(config.budget, limits)}"
+    clients, server = budget_math.explain_pooler(pooler, limits)
+    return f"over budget: {server}" if not pooler.server_fits(limits) else f"over budget: {clients}"
+
+
+def _cell(base: RunConfig, *, pool_kind: str, workers: int, max_size: int, pgbouncer_pool_size: int | None = None) -> Cell:
     try:
         # A SQLAlchemy cell's max_size is its engine's pool_size, without overflow.
         sizes = {"max_size": None, "pool_size": max_size, "max_overflow": 0} if pool_kind == SQLALCHEMY else {"max_size": max_size}
-        config = RunConfig(**{**base.model_dump(), "pool_kind": pool_kind, "workers": workers, **sizes})
+        pooler = {} if pgbouncer_pool_size is None else {"pgbouncer_pool_size": pgbouncer_pool_size}
+        config = RunConfig(**{**base.model_dump(), "pool_kind": pool_kind, "workers": workers, **sizes, **pooler})
     except ValidationError as exc:
         raise Refused(describe_error(exc)) from None
-    limits = config.embedded_limits()
-    if budget_math.fits(config.budget, limits) or config.allow_overcommit:
+    if _fits(config) or config.allow_overcommit:
         return Cell(config)
-    return Cell(config, refused=f"over budget: {budget_math.explain(config.budget, limits)}")
+    return Cell(config, refused=_over_budget(config))
 
 
-def plan_cells(base: RunConfig, *, pool_kinds: list[str], workers: list[int], max_sizes: list[int]) -> list[Cell]:
-    """Every cell, validated before anything starts; cells over budget are marked refused."""
+def plan_cells(
+    base: RunConfig, *, pool_kinds: list[str], workers: list[int], max_sizes: list[int],
+    pgbouncer_pool_sizes: list[int | None] | None = None,
+) -> list[Cell]:
+    """Every cell, validated before anything starts; cells over budget are marked refused.
+
+    `pgbouncer_pool_sizes`: PgBouncer's default_pool_size per cell (with --pgbouncer); None keeps the base's.
+    """
     if base.dsn is not None:
         raise Refused("--dsn: a sweep needs a fresh embedded server per cell")
     if not full_bursts(base.stages(), burst_seconds=base.burst_seconds):
@@ -109,10 +138,11 @@ def plan_cells(base: RunConfig, *, pool_kinds: list[str], workers: list[int], ma
             f" + --burst-seconds {base.burst_seconds:g}), or its ranking measures a cut burst"
         )
     return [
-        _cell(base, pool_kind=kind, workers=w, max_size=m)
+        _cell(base, pool_kind=kind, workers=w, max_size=m, pgbouncer_pool_size=p)
         for kind in pool_kinds
         for w in workers
         for m in max_sizes
+        for p in (pgbouncer_pool_sizes or [None])
     ]
 
 
@@ -130,6 +160,9 @@ class Sweep:
     ) -> None:
         if repeat < 1:
             raise ValueError(f"--repeat must be at least 1, got {repeat}")
+        if search and cells and cells[0].config.pgbouncer is not None:
+            # The search bisects max_size on the direct budget; behind PgBouncer the server side is another axis.
+            raise Refused("--search: bisects max_size on the direct budget; run the whole grid behind --pgbouncer")
         self.cells = cells
         self.runnable = [cell for cell in cells if cell.refused is None]
         if not self.runnable:
@@ -222,7 +255,8 @@ class Sweep:
             "axes": {
                 name: sorted({getattr(cell.config, name) for cell in self.cells})
                 for name in ("pool_kind", "workers", "max_size")
-            },
+            } | ({"pgbouncer_pool_size": sorted({cell.config.pooler().default_pool_size for cell in self.cells})}
+                 if base.pgbouncer is not None else {}),
             "settings": base.public(),
             "host": host_info(),
             "versions": versions(),

@@ -21,12 +21,13 @@ CSV_COLUMNS = (
     "pool_kind", "workers", "max_size", "hosts", "status", "runs", "rps", "rps_spread_pct", "p95_ms",
     "p95_spread_ms", "p99_ms", "failures", "failure_ratio", "failures_by_class", "pool_wait_mean_ms",
     "peak_sampled", "peak_exact", "connections", "budget_total", "usable", "fits", "recommended", "run_dirs",
-    "rps_overall", "peak_per_worker",
+    "rps_overall", "peak_per_worker", "pgbouncer_pool_size", "server_budget", "peak_server",
 )
 
 
-def cell_key(*, pool_kind: str, workers: int, max_size: int) -> str:
-    return f"{pool_kind}-w{workers}-m{max_size}"
+def cell_key(*, pool_kind: str, workers: int, max_size: int, pgbouncer_pool_size: int | None = None) -> str:
+    pooler = "" if pgbouncer_pool_size is None else f"-p{pgbouncer_pool_size}"
+    return f"{pool_kind}-w{workers}-m{max_size}{pooler}"
 
 
 def _median(values: list[float]) -> float | None:
@@ -110,7 +111,22 @@ def cell_row(cell: dict[str, Any], summaries: list[dict[str, Any]]) -> dict[str,
         "budget_total": cell["budget"]["total"],
         "fits": cell["fits"],
         "run_dirs": [r["run_dir"] for r in cell.get("runs", [])],
+        **_pooler_figures(cell, runs),
         **(_figures(runs) if runs else {"passes": 0}),
+    }
+
+
+def _pooler_figures(cell: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Behind PgBouncer: its default_pool_size, the server connections its pools may open, and the most seen."""
+    pooler = cell.get("pgbouncer")
+    if not pooler:
+        return {}
+    seen = [s["pgbouncer"]["peak_server_connections"] for s in runs if s.get("pgbouncer")]
+    return {
+        "pgbouncer_pool_size": pooler["default_pool_size"],
+        "server_connections": pooler["server_pools"],  # what PgBouncer may open: the cell's size on the server
+        "server_budget": pooler["server_total"],
+        "peak_server": max(seen, default=None),
     }
 
 
@@ -188,8 +204,18 @@ def _note(row: dict[str, Any]) -> str:
     return "refused: over budget" if row["status"] == "refused" else "" if row["status"] == "ran" else row["status"]
 
 
+def _behind_pgbouncer(summary: dict[str, Any]) -> bool:
+    return any("pgbouncer_pool_size" in row for row in summary["rows"])
+
+
+def _server_side(row: dict[str, Any]) -> list[str]:
+    """PgBouncer's default_pool_size and its server connections: the most seen / the server-side budget."""
+    return [str(row["pgbouncer_pool_size"]), f"{_figure(row.get('peak_server'))} / {row['server_budget']}"]
+
+
 def table_rows(summary: dict[str, Any]) -> list[list[str]]:
     """The terminal table's cells as text, one list per sweep cell."""
+    pooled = _behind_pgbouncer(summary)
     return [
         [
             row["pool_kind"], str(row["workers"]), str(row["max_size"]), str(row["runs"]),
@@ -200,6 +226,7 @@ def table_rows(summary: dict[str, Any]) -> list[list[str]]:
             _figure(row.get("pool_wait_mean_ms"), unit=" ms"),
             f"{_figure(row.get('peak_sampled'))} / {_figure(row.get('peak_exact'))}",
             _figure(row.get("peak_per_worker")),
+            *(_server_side(row) if pooled else []),
             f"{row['connections']} / {row['budget_total']}",
             "yes" if row["fits"] else "NO",
             _note(row),
@@ -212,6 +239,8 @@ TABLE_HEADERS = (
     "pool", "workers", "max_size", "runs", "burst req/s", "burst p95", "p99", "failures", "pool wait",
     "peak sampled / exact", "1 pool max", "conns / budget", "fits", "",
 )
+# Behind PgBouncer, before "conns / budget" (then the app's connections to PgBouncer)
+POOLER_HEADERS = ("pgb pool", "server / budget")
 
 
 def table_text(summary: dict[str, Any], *, width: int = 190) -> str:
@@ -220,7 +249,11 @@ def table_text(summary: dict[str, Any], *, width: int = 190) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*TABLE_HEADERS, box=box.SIMPLE_HEAD, title=f"sweep {summary['sweep_id']}", title_justify="left")
+    headers = TABLE_HEADERS
+    if _behind_pgbouncer(summary):
+        at = TABLE_HEADERS.index("conns / budget")
+        headers = (*TABLE_HEADERS[:at], *POOLER_HEADERS, *TABLE_HEADERS[at:])
+    table = Table(*headers, box=box.SIMPLE_HEAD, title=f"sweep {summary['sweep_id']}", title_justify="left")
     for cells in table_rows(summary):
         table.add_row(*cells)
     console = Console(width=width, force_terminal=False, no_color=True, highlight=False)

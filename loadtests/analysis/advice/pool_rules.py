@@ -89,13 +89,19 @@ def headroom(summary: dict[str, Any], known: Known, *, target: float) -> list[Fi
     room = headroom_of(summary, other_clients=int(known.config.get("other_clients") or 0), target=target)
     if not room.below_target:
         return []
-    if missing:
+    if missing and room.pgbouncer_pool_size is None:
         return [finding("headroom", WARNING, figure=room.as_dict(), setting=None, suggested=None,
                         why="The budget was computed with settings nobody declared.",
                         text=f"headroom: {not_known(missing)}")]
     share = (f"{room.free} of {room.usable} usable connections ({room.share * 100:.1f} %) left free with every pool full"
              if room.free >= 0 else f"every pool full holds {room.deployed} connections, {-room.free} above the {room.usable} usable")
-    if summary["budget"].get("pool_sizes"):
+    if room.pgbouncer_pool_size is not None:
+        # Behind PgBouncer the app's pools are its clients: only its server pools count against the server.
+        share = share.replace("every pool full", "PgBouncer's server pools full")
+        setting, suggested = "pgbouncer_pool_size", room.pgbouncer_pool_size or None
+        change = (f"PgBouncer default_pool_size {room.pgbouncer_pool_size}, the largest that keeps it"
+                  if room.pgbouncer_pool_size else "a smaller PgBouncer reserve_pool_size, or fewer other clients")
+    elif summary["budget"].get("pool_sizes"):
         setting, suggested = "pool_sizes", f"at most {room.largest_per_worker} per worker in all"
         change = f"pools of at most {room.largest_per_worker} connections per worker in all"
     elif room.largest_max_size:

@@ -53,6 +53,8 @@ def size_for(summary: dict[str, Any], known: Known, *, demand: Demand | None, ta
     missing = known.missing("hosts", "workers", "max_size")
     if missing:
         return SizeAdvice("max_size", None, not_known(missing), "The budget arithmetic needs hosts, workers and max_size.")
+    if (summary.get("pgbouncer") or {}).get("budget"):
+        return _pooler_size_for(summary, known, demand=demand, target=target)
     shape = _Shape(
         hosts=int(known.get("hosts")),
         workers=int(known.get("workers")),
@@ -87,6 +89,8 @@ def size_for(summary: dict[str, Any], known: Known, *, demand: Demand | None, ta
 def largest_fitting(summary: dict[str, Any], known: Known, *, target: float) -> SizeAdvice:
     """The largest max_size that keeps the headroom target: the fix when the server refused or was full."""
     why = "Connections above the usable limit are refused; undeclared other clients count too (--other-clients)."
+    if (summary.get("pgbouncer") or {}).get("budget"):
+        return _pooler_fitting(summary, known, target=target, why=why)
     if summary["budget"].get("pool_sizes"):
         return SizeAdvice("pool_sizes", None, "fewer connections per worker in all; declare every other client", why)
     missing = known.missing("hosts", "workers", "max_size")
@@ -99,6 +103,40 @@ def largest_fitting(summary: dict[str, Any], known: Known, *, target: float) -> 
     return SizeAdvice("max_size", room.largest_max_size,
                       f"max_size {room.largest_max_size}, the largest that keeps {target * 100:g} % headroom;"
                       " declare every other client with --other-clients", why)
+
+
+def _pooler_size_for(summary: dict[str, Any], known: Known, *, demand: Demand | None, target: float) -> SizeAdvice:
+    """Behind PgBouncer the app's pools are bounded by max_client_conn; the server side by default_pool_size."""
+    pooler = summary["pgbouncer"]["budget"]
+    budget = summary["budget"]
+    pools = int(known.get("hosts")) * int(known.get("workers")) * int(budget.get("pools_per_worker", 1))
+    admin = int(pooler["client_total"]) - int(budget["pools_total"])
+    largest = (int(pooler["max_client_conn"]) - admin) // pools
+    current = int(known.get("max_size"))
+    need = min(max(demand.per_worker, current + 1) if demand else current + 1, largest)
+    room = headroom_of(summary, other_clients=int(known.config.get("other_clients") or 0), target=target)
+    server = (f"PgBouncer's default_pool_size {pooler['default_pool_size']} bounds the server connections that serve"
+              f" them (up to {room.pgbouncer_pool_size} keeps {target * 100:g} % headroom)")
+    if need <= current:
+        return SizeAdvice("pgbouncer_pool_size", room.pgbouncer_pool_size or None,
+                          f"max_client_conn {pooler['max_client_conn']} takes no larger max_size; {server}",
+                          "Behind PgBouncer the app's pools are its clients: max_client_conn bounds them.")
+    return SizeAdvice("max_size", need, f"raise max_size {current} -> {need} (PgBouncer clients {need * pools + admin}"
+                      f" of max_client_conn {pooler['max_client_conn']}); {server}",
+                      "Behind PgBouncer the app's pools are its clients, not the server's: max_client_conn bounds them,"
+                      " and requests beyond PgBouncer's server pools wait in its queue (cl_waiting) instead.")
+
+
+def _pooler_fitting(summary: dict[str, Any], known: Known, *, target: float, why: str) -> SizeAdvice:
+    """Behind PgBouncer the server sees only its server pools: their size is the fix, not the app's max_size."""
+    room = headroom_of(summary, other_clients=int(known.config.get("other_clients") or 0), target=target)
+    why = "Behind PgBouncer only its server pools reach the server. " + why
+    if not room.pgbouncer_pool_size:
+        return SizeAdvice("pgbouncer_pool_size", None, f"no PgBouncer pool size keeps {target * 100:g} % headroom:"
+                          " a smaller reserve_pool_size, fewer other clients or a larger max_connections", why)
+    return SizeAdvice("pgbouncer_pool_size", room.pgbouncer_pool_size,
+                      f"PgBouncer default_pool_size {room.pgbouncer_pool_size}, the largest that keeps"
+                      f" {target * 100:g} % headroom; declare every other client with --other-clients", why)
 
 
 @dataclass(frozen=True)
