@@ -58,6 +58,13 @@ async def _session_after_return(request: Request) -> AsyncIterator[db.Session]:
     yield db.AsyncSession(conn)
 
 
+def _sync_session_after_return(request: Request) -> Iterator[db.Session]:
+    """WRONG, on the sync ConnectionPool: settings in `configure` alone, the connection still given back before use."""
+    with request.app.state.pool.connection() as conn:
+        pass
+    yield db.SyncSession(conn)
+
+
 async def _async_autocommit_after_return(request: Request) -> AsyncIterator[db.Session]:
     """WRONG twice: given back before use, then switched to autocommit per request, as the field report's views did.
 
@@ -93,6 +100,8 @@ def _sync_autocommit_per_request(request: Request) -> Iterator[db.Session]:
 
 
 _SESSIONS = {
+    (USE_AFTER_RETURN, "async"): _session_after_return,
+    (USE_AFTER_RETURN, "sync"): _sync_session_after_return,
     (AUTOCOMMIT_AFTER_RETURN, "async"): _async_autocommit_after_return,
     (AUTOCOMMIT_AFTER_RETURN, "sync"): _sync_autocommit_after_return,
     (AUTOCOMMIT_PER_REQUEST, "async"): _async_autocommit_per_request,
@@ -168,9 +177,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     if pattern == DEFAULT:
         return
     logger.warning("APP_PATTERN=%s: a deliberate anti-pattern for a failure scenario", pattern)
-    if pattern == USE_AFTER_RETURN:
-        app.dependency_overrides[async_session] = _session_after_return
-    elif (pattern, settings.POOL_KIND) in _SESSIONS:
+    if (pattern, settings.POOL_KIND) in _SESSIONS:
         # Routes declare async_session (main.py maps it to sync_session for a sync pool): replaced for both kinds.
         app.dependency_overrides[async_session] = _SESSIONS[pattern, settings.POOL_KIND]
     elif pattern == POOL_BEFORE_FORK:

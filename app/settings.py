@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The pool kinds each anti-pattern of app/antipatterns.py is written for.
-PATTERN_POOL_KINDS = {"use-after-return": ("async",), "autocommit-after-return": ("async", "sync"),
+PATTERN_POOL_KINDS = {"use-after-return": ("async", "sync"), "autocommit-after-return": ("async", "sync"),
                       "autocommit-per-request": ("async", "sync"), "pool-in-other-loop": ("async",), "blocking-sleep": ("async", "asyncpg")}
 
 

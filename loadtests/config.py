@@ -137,6 +137,8 @@ class RunConfig(BaseModel):
     allow_overcommit: bool = False
     max_failure_ratio: float = Field(0.0, ge=0, le=1)
     thresholds: tuple[str, ...] = Field((), description="limits on the run's figures, e.g. p95<300ms (loadtests/thresholds.py)")
+    # Figures the run shows by design (words of a line -> why), as a scenario's fixed half declares them.
+    expected_notes: dict[str, str] = Field(default_factory=dict)
     plotlyjs: Literal["inline", "directory"] = Field("inline", description="report.html inlines plotly.js, or shares one plotly.min.js beside the run folders")
     ready_timeout: float = Field(60.0, gt=0)
     app_port: int = Field(0, ge=0, le=65535, description="port of the first app instance; 0 picks a free one")
@@ -251,6 +253,8 @@ class RunConfig(BaseModel):
     app_pattern: str = Field("default", description="APP_PATTERN of the sample app (app/antipatterns.py)")
     max_requests: int = Field(0, ge=0, le=1_000_000, description="gunicorn max_requests: recycle a worker after this many; 0 never")
     preload: bool = Field(False, description="gunicorn --preload: create the app in the master, before the fork")
+    # The sample app's server: gunicorn with uvicorn workers, or uvicorn's own --workers supervisor (README "uvicorn --workers")
+    server: Literal["gunicorn", "uvicorn"] = Field("gunicorn", description="what runs the sample app's workers")
 
     @field_validator("app_pattern")
     @classmethod
@@ -264,6 +268,9 @@ class RunConfig(BaseModel):
         check_pattern_pool_kind(self.app_pattern, self.pool_kind, names=("--app-pattern", "--pool-kind"))
         if self.target_url is not None and (self.app_pattern != "default" or self.max_requests or self.preload):
             raise ValueError("--app-pattern, --max-requests and --preload set up the sample app, not a --target-url app")
+        if self.server == "uvicorn" and self.preload:
+            # uvicorn's supervisor spawns each worker afresh and imports the app there: there is no master to preload in.
+            raise ValueError("--preload is gunicorn's: uvicorn --workers imports the app in each worker, never in a master")
         return self
 
     # Faults injected during the load (loadtests/faults.py)

@@ -43,6 +43,20 @@ LOCUST_FAILURES_CSV = f"{LOCUST_PREFIX}_failures.csv"
 LOAD_JSON = f"{LOCUST_PREFIX}_load.json"
 FAILURES_BY_SECOND_CSV = f"{LOCUST_PREFIX}_failures_by_second.csv"
 REQUESTS_BY_SECOND_CSV = f"{LOCUST_PREFIX}_requests_by_second.csv"
+USERS_CSV = f"{LOCUST_PREFIX}_users.csv"
+# -- the sample app's hosts (loadtests/run/app_hosts.py): one log per host, named after its server
+APP_LOG_GLOBS = ("gunicorn-h*.log", "uvicorn-h*.log")
+
+
+def app_log_name(server: str, host: int) -> str:
+    return f"{server}-h{host}.log"
+
+
+def app_logs(run_dir: Path) -> list[Path]:
+    """Every host's log of the sample app in a run folder, whichever server ran it."""
+    return sorted(log for pattern in APP_LOG_GLOBS for log in run_dir.glob(pattern))
+
+
 # -- the faults injected (loadtests/faults.py) ------------------------------------
 FAULTS_JSONL = "faults.jsonl"
 # -- the cloud-proxy emulator (loadtests/proxy/) ----------------------------------

@@ -5,7 +5,7 @@ import re
 import click
 import pytest
 
-from loadtests.cli import _config, run
+from loadtests.cli import make_config as _config, run
 from loadtests.config import RunConfig
 
 _HAND_TYPED = re.compile(r"\[(?!default: )[^\]]*\]")  # a bracket that is not the one the help adds

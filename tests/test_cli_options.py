@@ -13,7 +13,7 @@ import click
 import jsonschema
 import pytest
 
-from loadtests.cli import _config, cli, main
+from loadtests.cli import cli, main, make_config as _config
 from loadtests.config import RunConfig, _option
 from loadtests.options.durations import parse_duration
 

@@ -212,8 +212,8 @@ def test_unknown_scenario_is_one_line_and_exit_2(tmp_path):
 
 
 def test_anti_patterns_are_refused_for_the_pool_kinds_they_do_not_fit():
-    with pytest.raises(ValueError, match="--app-pattern use-after-return: written for --pool-kind async"):
-        RunConfig(app_pattern="use-after-return", pool_kind="sync")
+    with pytest.raises(ValueError, match="--app-pattern pool-in-other-loop: written for --pool-kind async"):
+        RunConfig(app_pattern="pool-in-other-loop", pool_kind="sync")
     with pytest.raises(ValueError, match="unknown pattern"):
         RunConfig(app_pattern="nope")
     with pytest.raises(ValueError, match="APP_PATTERN blocking-sleep: written for POOL_KIND async or asyncpg"):

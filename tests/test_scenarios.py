@@ -54,11 +54,32 @@ def test_lifetime_expiry(results_dir):
     assert "the connection is closed" in record["faulty"]["seen"]  # the team's own words, in the record
     # The one change, yielding inside the block, removes every failure; the per-request autocommit stays.
     assert fixed["requests"]["failures"] == 0 and fixed["requests"]["total"] > 100
+    # What the fixed half shows by design is said to be expected in its own printed lines and its report.
+    assert fixed["expected"] and not faulty["expected"]
+    if fixed["lifecycle"]["ages"].get("sessions_over_max_lifetime"):
+        printed = [line for line in run.stdout.splitlines()
+                   if line.startswith("[lifetime-expiry fixed]") and "outlived max_lifetime" in line]
+        assert printed and all("(expected: psycopg retires" in line for line in printed), printed
+        fixed_dir = next(results_dir.glob("scenario-*")) / record["runs"]["fixed"]["run_dir"]
+        assert "outlived max_lifetime" in (fixed_dir / "report.html").read_text().split("(expected: psycopg retires")[0]
+
+
+def test_lifetime_expiry_async(results_dir):
+    # The same mistake on the AsyncConnectionPool: the same two kinds of failure, the same single fix.
+    run, record, faulty, fixed = _scenario("lifetime-expiry-async", results_dir)
+    _detected(run, record)
+    faulty_dir = next(results_dir.glob("scenario-*")) / record["runs"]["faulty"]["run_dir"]
+    closed = _app_said(faulty_dir, "the connection is closed")
+    assert closed > 0 and faulty["errors_by_class"].get("db_connection_closed", 0) == closed
+    assert fixed["requests"]["failures"] == 0 and fixed["requests"]["total"] > 100
 
 
 def test_idle_drain(results_dir):
     run, record, faulty, fixed = _scenario("idle-drain", results_dir)
     _detected(run, record)
+    for half in ("faulty", "fixed"):  # the field report's server: uvicorn --workers
+        run_dir = next(results_dir.glob("scenario-*")) / record["runs"][half]["run_dir"]
+        assert (run_dir / "uvicorn-h1.log").exists() and not (run_dir / "gunicorn-h1.log").exists()
     (kept,) = faulty["lifecycle"]["drain"]["bursts"]
     (drained,) = fixed["lifecycle"]["drain"]["bursts"]
     assert not kept["drained"] and kept["left_at_quiet_end"] >= 2

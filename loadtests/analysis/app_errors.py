@@ -14,15 +14,17 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from loadtests.run_folder import app_logs
+
 _LINE = re.compile(r"poolcheck\.app\.errors: [A-Z]+ \S+: ([a-z_]+) \((.*)\)$")
 _MOST = 5  # texts kept in the summary
 _TEXT_CHARS = 120
 
 
 def app_error_texts(run_dir: Path) -> dict[str, int]:
-    """`class: text` -> failed requests, the `_MOST` most frequent, from every host's gunicorn log."""
+    """`class: text` -> failed requests, the `_MOST` most frequent, from every host's log."""
     counts: Counter[str] = Counter()
-    for log in sorted(run_dir.glob("gunicorn-h*.log")):
+    for log in app_logs(run_dir):
         with open(log, encoding="utf-8", errors="replace") as f:
             for line in f:
                 found = _LINE.search(line.rstrip("\n"))

@@ -36,6 +36,7 @@ from loadtests.run_folder import (
     REQUESTS_BY_SECOND_CSV,
     SERVER_JSON,
     SUMMARY,
+    USERS_CSV,
     WORKERS_CSV,
     app_prefix,
     epoch,
@@ -171,6 +172,11 @@ class RunFolder:
     def failures_by_second(self) -> list[dict[str, str]]:
         """The failures of each class per second, as the locustfile counted them (loadtests/load/records.py)."""
         return _csv_rows(self.file(FAILURES_BY_SECOND_CSV))
+
+    @cached_property
+    def user_changes(self) -> list[dict[str, str]]:
+        """The running users with the moment they changed, as the locustfile saw them (loadtests/load/records.py)."""
+        return _csv_rows(self.file(USERS_CSV))
 
     @cached_property
     def requests_by_second(self) -> list[dict[str, str]]:

@@ -10,11 +10,14 @@ close the run came to the worst case the budget counts.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 
 def load_spread(
-    summary: dict[str, Any], rows: list[dict[str, Any]], *, app_prefix: str, max_size: int
+    summary: dict[str, Any], rows: list[dict[str, Any]], *, app_prefix: str, max_size: int,
+    pool_rows: list[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """summary.json's `load_spread`: each worker's share of the requests, and how many pools were full together."""
     budget = summary["budget"]
@@ -35,6 +38,9 @@ def load_spread(
         "evenness": round(low / high, 3) if low is not None and high else None,
         "full_pool": full,
         "workers_full_together_max": _full_together(rows, app_prefix=app_prefix, full=full),
+        # The same from the pools' own counters (pool_stats.csv): pool_size == pool_max in one scrape.
+        # With several hosts, a host's scrape holds its own workers only.
+        **_pools_full_together(pool_rows, workers=budget["workers"]),
     }
 
 
@@ -57,6 +63,24 @@ def _full_together(rows: list[dict[str, Any]], *, app_prefix: str, full: int) ->
     return most
 
 
+def _pools_full_together(pool_rows: Iterable[dict[str, Any]], *, workers: int) -> dict[str, int | None]:
+    """The most pools at their max_size in one scrape, and how many scrapes found all of a host's `workers` so.
+
+    None when the run scraped no pool counters (an own app without /metrics).
+    """
+    full_by_scrape: dict[tuple[Any, Any], int] = defaultdict(int)
+    for row in pool_rows:
+        full = row["pool_max"] > 0 and row["pool_size"] >= row["pool_max"]
+        full_by_scrape[(row["host"], row["timestamp"])] += full
+    if not full_by_scrape:
+        return {"pools_full_together_max": None, "scrapes_all_pools_full": None}
+    # Hosts are scraped one after another: "at once" is one host's scrape (one timestamp).
+    return {
+        "pools_full_together_max": max(full_by_scrape.values()),
+        "scrapes_all_pools_full": sum(1 for n in full_by_scrape.values() if n >= workers),
+    }
+
+
 def spread_line(spread: dict[str, Any] | None) -> str | None:
     """The terminal's line about the load's spread; None when the run scraped no pool counters."""
     if not spread or spread.get("evenness") is None:
@@ -66,4 +90,12 @@ def spread_line(spread: dict[str, Any] | None) -> str | None:
         f" {spread['share_max'] * 100:.0f} % of the requests each (evenness {spread['evenness']:.2f});"
         f" at most {spread['workers_full_together_max']} of {spread['workers']} pools full"
         f" ({spread['full_pool']} connections) at the same moment"
+        + _pools_clause(spread)
     )
+
+
+def _pools_clause(spread: dict[str, Any]) -> str:
+    most = spread.get("pools_full_together_max")
+    if most is None:
+        return ""
+    return f"; as the pools counted, {most} of {spread['workers']} at max_size in one scrape"

@@ -256,8 +256,9 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         summary["verdict"] = FAIL if verdict == PASS else verdict
         summary["reasons"] = [*missed, *reasons] if verdict == PASS else [*reasons, *missed]
     summary["load_spread"] = load_spread(summary, folder.connections, app_prefix=folder.app_prefix,
-                                         max_size=budget["max_size"])
+                                         max_size=budget["max_size"], pool_rows=folder.pool_stats)
     summary["advice"] = advise(summary, manifest=manifest, headroom_target=target)
+    summary["expected"] = dict(config.get("expected_notes") or {})  # loadtests/analysis/expected.py
     return summary
 
 

@@ -38,10 +38,11 @@ class Load:
     """Locust's aggregated history: users and current latency percentiles at `t`; throughput at `rate_t`.
 
     Each rate covers the second (or the span between two history rows) that
-    ends at its `rate_t`.
+    ends at its `rate_t`. The users change at their `users_t`.
     """
 
     t: list[float] = field(default_factory=list)
+    users_t: list[float] = field(default_factory=list)
     users: list[int] = field(default_factory=list)
     rate_t: list[float] = field(default_factory=list)
     rps: list[float] = field(default_factory=list)
@@ -124,7 +125,13 @@ def load(folder: RunFolder, *, t0: float) -> Load:
         for name, column in (("p50", "50%"), ("p95", "95%"), ("p99", "99%")):
             out.percentiles[name].append(_number(row.get(column)))
         previous = now
-    out.rate_t = list(out.t)
+    out.rate_t, out.users_t = list(out.t), list(out.t)
+    changes = _user_changes(folder.user_changes)
+    if changes:
+        # The moments the locustfile saw the users change; the history's rows are stamped with the
+        # whole second they were written in, up to a second before.
+        out.users_t = [round(at - t0, 3) for at, _ in changes]
+        out.users = [users for _, users in changes]
     by_second = _per_second(folder.requests_by_second)
     if by_second:
         # From nothing before the first second to nothing after the last: the line ends where the load did.
@@ -134,6 +141,11 @@ def load(folder: RunFolder, *, t0: float) -> Load:
         out.rps = [float(requests) for _, requests, _ in by_second]
         out.failures_per_s = [float(failures) for _, _, failures in by_second]
     return out
+
+
+def _user_changes(rows: list[dict[str, str]]) -> list[tuple[float, int]]:
+    changes = [(_number(row.get("timestamp")), _number(row.get("users"))) for row in rows]
+    return [(at, int(users)) for at, users in changes if at is not None and users is not None]
 
 
 def _per_second(rows: list[dict[str, str]]) -> list[tuple[int, int, int]]:
@@ -149,7 +161,11 @@ def _per_second(rows: list[dict[str, str]]) -> list[tuple[int, int, int]]:
 
 
 def failures_by_class(folder: RunFolder, *, t0: float) -> dict[str, tuple[list[float], list[int]]]:
-    """Failures per second of each error class, as the locustfile counted them."""
+    """Failures per second of each error class, as the locustfile counted them.
+
+    Each count is of the second before its time (the locustfile counts once a
+    second and stamps the count with its moment), as each requests/s is.
+    """
     counts: dict[str, dict[float, int]] = defaultdict(dict)
     for row in folder.failures_by_second:
         second = _number(row.get("timestamp"))

@@ -1,8 +1,10 @@
 """What Locust's own CSV files leave out, recorded beside them by the locustfile.
 
 `locust_load.json` holds when the shape started (t = 0 of every chart),
-`locust_failures_by_second.csv` the failures of each error class per second,
-so the report can draw failures by class over time, and
+`locust_failures_by_second.csv` the failures of each error class per second
+(stamped with the moment of the count, to the millisecond: the failures of the
+second before it), so the report can draw failures by class over time,
+`locust_users.csv` the number of running users with the moment it changed, and
 `locust_requests_by_second.csv` the requests and failures of each second in
 which they finished: the history's rows are stamped with the whole second in
 which Locust wrote them, up to a second after the requests they count.
@@ -21,12 +23,13 @@ from typing import Any
 import gevent
 
 from loadtests.failure_classes import error_class
-from loadtests.run_folder import FAILURES_BY_SECOND_CSV, LOAD_JSON, REQUESTS_BY_SECOND_CSV, write_atomically
+from loadtests.run_folder import FAILURES_BY_SECOND_CSV, LOAD_JSON, REQUESTS_BY_SECOND_CSV, USERS_CSV, write_atomically
 
 logger = logging.getLogger("poolcheck.load_record")
 
 FAILURE_COLUMNS = ("timestamp", "error_class", "count")
 REQUEST_COLUMNS = ("second", "requests", "failures")
+USER_COLUMNS = ("timestamp", "users")
 
 
 class FailureCounter:
@@ -50,7 +53,9 @@ class FailureCounter:
         return counts
 
     def flush(self) -> None:
-        now, totals = int(time.time()), self.totals()
+        # The moment itself, not its whole second: a row stamped with the second it was written in
+        # would be drawn up to a second before the failures it counts.
+        now, totals = round(time.time(), 3), self.totals()
         if any(totals[name] < count for name, count in self.seen.items()):
             self.seen = Counter()  # the web UI reset its statistics for a new test
         new = {name: totals[name] - self.seen[name] for name in sorted(totals) if totals[name] > self.seen[name]}
@@ -91,6 +96,35 @@ class RequestsBySecond:
             self.flush()
 
 
+class UserCount:
+    """Appends the number of running users, with the moment it changed, looked at ten times a second.
+
+    Locust's history holds it once a second, stamped with the whole second in
+    which the row was written: a chart would draw a burst's start up to a second early.
+    """
+
+    def __init__(self, path: Path, *, environment: Any) -> None:
+        self.path = path
+        self.environment = environment
+        self.last: int | None = None
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerow(USER_COLUMNS)
+
+    def look(self) -> None:
+        runner = self.environment.runner
+        users = runner.user_count if runner is not None else 0
+        if users == self.last:
+            return
+        self.last = users
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([round(time.time(), 3), users])
+
+    def look_often(self) -> None:
+        while True:
+            gevent.sleep(0.1)
+            self.look()
+
+
 def _record_start(path: Path) -> None:
     if not path.exists():  # a restarted test in the web UI keeps the first start
         path.write_text(json.dumps({"started_at_epoch": round(time.time(), 3)}) + "\n")
@@ -105,6 +139,8 @@ def install(environment: Any) -> None:
     counter = FailureCounter(run_dir / FAILURES_BY_SECOND_CSV, stats=environment.stats)
     per_second = RequestsBySecond(run_dir / REQUESTS_BY_SECOND_CSV, stats=environment.stats)
     environment.events.test_start.add_listener(lambda **kwargs: _record_start(run_dir / LOAD_JSON))
-    environment.events.quitting.add_listener(lambda **kwargs: (counter.flush(), per_second.flush()))
+    users = UserCount(run_dir / USERS_CSV, environment=environment)
+    environment.events.quitting.add_listener(lambda **kwargs: (counter.flush(), per_second.flush(), users.look()))
     gevent.spawn(counter.flush_every_second)
     gevent.spawn(per_second.flush_every_second)
+    gevent.spawn(users.look_often)

@@ -46,7 +46,7 @@ PANELS = {
     "cycles": LOAD, "hold_ms": LOAD, "locustfile": LOAD, "locust_workers": LOAD, "locust_remote_workers": LOAD,
     "locust_master_bind": LOAD, "spread_users": LOAD,
     "target_url": OWN_APP, "pool_sizes": OWN_APP, "watch_filter": OWN_APP, "pools": OWN_APP, "metrics_url": OWN_APP,
-    "app_pattern": SAMPLE_APP, "max_requests": SAMPLE_APP, "preload": SAMPLE_APP, "app_port": SAMPLE_APP,
+    "app_pattern": SAMPLE_APP, "max_requests": SAMPLE_APP, "preload": SAMPLE_APP, "server": SAMPLE_APP, "app_port": SAMPLE_APP,
     "faults": FAULTS, "allow_faults": FAULTS,
     # what fails a run
     "max_failure_ratio": THRESHOLDS, "slo_p95_ms": THRESHOLDS, "headroom": THRESHOLDS, "thresholds": THRESHOLDS,

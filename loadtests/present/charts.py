@@ -120,7 +120,7 @@ def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: M
     for trace in traces:
         figure.add_trace(trace, row=1, col=1)
     figure.add_trace(_rate(load.rate_t, load.rps, "requests/s", line={"color": "#1f77b4"}), row=2, col=1)
-    figure.add_trace(_step(load.t, load.users, "Locust users", line={"color": "#8c564b", "dash": "dot"}),
+    figure.add_trace(_step(load.users_t, load.users, "Locust users", line={"color": "#8c564b", "dash": "dot"}),
                      row=2, col=1, secondary_y=True)
     for limit in limits:
         figure.add_hline(y=limit.value, line_color=limit.color, line_dash=limit.dash, row=1, col=1,

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.expected import noted, noted_advice
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.pgbouncer_figures import pooler_series
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import burst_drains, exact_peak
 from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_class, fault_marks, pool_stats, read_series
 from loadtests.analysis.known_pools import known_pools
+from loadtests.analysis.load_spread import spread_line
 from loadtests.budget import budget_sentence
 from loadtests.present import charts, workers
 from loadtests.present.configuration import configuration_rows
@@ -36,6 +38,8 @@ _SHOWN_KEYS = {
     # told near the top ("What the server and the pools saw"), in the charts and the workers' table
     "connections", "pool", "exact", "lifecycle", "schema_version",
     "thresholds", "checks_verdict",
+    # the budget line; the Workers section; the note on each line that shows an expected figure
+    "budget_sentence", "load_spread", "expected",
 }
 _SECTION_TITLES = {"connections": "Connection samples", "pool": "Pool", "exact": "Exact connection counts",
                    "lifecycle": "Connection lifecycle", "faults": "Faults",
@@ -199,10 +203,10 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "run_id": run.run_id,
         "verdict": summary["verdict"],
         "reasons": summary["reasons"],
-        "findings": accounting_lines(summary),
+        "findings": [noted(line, summary.get("expected") or {}) for line in accounting_lines(summary)],
         "warnings": summary.get("warnings", []),
         "thresholds": summary.get("thresholds", []),
-        "advice": summary.get("advice", []),
+        "advice": noted_advice(summary.get("advice", []), summary.get("expected") or {}),
         "status": manifest.get("status", "unknown"),
         "started_at": manifest.get("started_at"),
         "ended_at": manifest.get("ended_at"),
@@ -213,6 +217,7 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "failures": summary["requests"]["failures"],
         "worker_rows": worker_rows,
         "unevenness": uneven,
+        "load_spread": spread_line(summary.get("load_spread")),
         "short_config": short_config,
         "errors_by_class": summary.get("errors_by_class", {}),
         "drains": drains,

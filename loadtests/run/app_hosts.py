@@ -1,4 +1,4 @@
-"""The app under load: the sample app's gunicorn hosts, or an app of your own the harness only waits for."""
+"""The app under load: the sample app's hosts (gunicorn or uvicorn --workers), or an app of your own the harness only waits for."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from loadtests.run.embedded_server import free_port
 from loadtests.run.own_app import answers_http
 from loadtests.run.processes import ManagedProcess, child_env, wait_until
 from loadtests.run.signals import Stop
-from loadtests.run_folder import APP_NAME
+from loadtests.run_folder import APP_NAME, app_log_name
 
 _APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
 
 @dataclass(frozen=True)
 class AppHost:
-    """One gunicorn master of the sample app, ready: every worker has answered /health."""
+    """One host of the sample app (a gunicorn master or uvicorn's supervisor), ready: every worker has answered /health."""
 
     number: int
     url: str
@@ -38,7 +38,7 @@ class AppHost:
 def app_hosts(
     config: RunConfig, *, app_dsn: str, run_dir: Path, stop: Stop, on_start: Callable[[AppHost], None]
 ) -> Iterator[list[AppHost]]:
-    """`config.hosts` gunicorn masters started one after the other, stopped in reverse on exit.
+    """`config.hosts` hosts (`config.server`) started one after the other, stopped in reverse on exit.
 
     `on_start` hears of each host as soon as it is ready, before the next one
     starts, so that its pid is on record should the runner be killed meanwhile.
@@ -54,17 +54,12 @@ def app_hosts(
             stack.callback(shutil.rmtree, metrics_dir, ignore_errors=True)
             process = ManagedProcess(
                 f"app host {number}",
-                [
-                    sys.executable, "-m", "gunicorn",
-                    "-c", str(_APP_DIR / "gunicorn.conf.py"),
-                    "--workers", str(config.workers),
-                    "--bind", f"127.0.0.1:{port}",
-                    "app.main:create_app()",
-                ],
-                log_path=run_dir / f"gunicorn-h{number}.log",
+                _server_argv(config, port),
+                log_path=run_dir / app_log_name(config.server, number),
                 env={**env, MULTIPROC_ENV: metrics_dir},
                 ready=every_worker_healthy(url, config.workers),
                 ready_timeout=config.ready_timeout,
+                # Both supervisors stop their workers on SIGTERM (each worker's lifespan closes its pool).
                 stop_leader_only=True,
                 stop_timeout=8,
                 cancelled=stop,
@@ -74,6 +69,25 @@ def app_hosts(
             hosts.append(AppHost(number, url, process))
             on_start(hosts[-1])
         yield hosts
+
+
+def _server_argv(config: RunConfig, port: int) -> list[str]:
+    """The command of one host: a gunicorn master with uvicorn workers, or uvicorn's own --workers supervisor."""
+    if config.server == "uvicorn":
+        # uvicorn spawns each worker afresh and imports the factory there: no master holds the app (no --preload).
+        argv = [
+            sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
+            "--workers", str(config.workers), "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--timeout-graceful-shutdown", "10",
+        ]
+        return argv + (["--limit-max-requests", str(config.max_requests)] if config.max_requests else [])
+    return [
+        sys.executable, "-m", "gunicorn",
+        "-c", str(_APP_DIR / "gunicorn.conf.py"),
+        "--workers", str(config.workers),
+        "--bind", f"127.0.0.1:{port}",
+        "app.main:create_app()",
+    ]
 
 
 def wait_for_target(url: str, *, config: RunConfig, stop: Stop) -> float:

@@ -13,6 +13,7 @@ from typing import Any
 
 from loadtests.analysis.advice import advice_lines
 from loadtests.analysis.exact_counts import record_exact
+from loadtests.analysis.expected import noted, noted_advice
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.load_spread import spread_line
 from loadtests.analysis.proxy_cuts import proxy_line
@@ -78,11 +79,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"  - {reason}" for reason in summary["reasons"]]
     lines += [f"  warning: {warning}" for warning in summary.get("warnings", [])]
     lines += threshold_lines(summary.get("thresholds", []))
-    lines += accounting_lines(summary)
+    expected = summary.get("expected") or {}
+    lines += [noted(line, expected) for line in accounting_lines(summary)]
     lines += [line for line in [spread_line(summary.get("load_spread"))] if line]
     if summary.get("proxy"):
         lines.append(proxy_line(summary["proxy"], summary["errors_by_class"]))
-    return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(summary.get("advice", [])))]
+    advice = noted_advice(summary.get("advice", []), expected)
+    return [*lines, "advice:", *(f"  - {line}" for line in advice_lines(advice))]
 
 
 def _budget_text(summary: dict[str, Any]) -> str:

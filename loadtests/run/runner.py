@@ -239,7 +239,7 @@ class Runner:
             return []
 
         def on_start(host: AppHost) -> None:
-            manifest.track("gunicorn", host.process)
+            manifest.track(config.server, host.process)
             self.echo(
                 f"app host {host.number}: {config.workers} workers ready at {host.url}"
                 f" ({host.process.ready_seconds:.1f} s)"

@@ -74,7 +74,8 @@ class Scenario:
         if half == FAULTY:
             return faulty
         computed = self.fit_fixed(faulty) if self.fit_fixed else {}
-        return RunConfig(**{**COMMON, **self.shared, **self.fixed, **computed, **harness})
+        notes = {"expected_notes": dict(self.expected_in_fixed)}
+        return RunConfig(**{**COMMON, **self.shared, **self.fixed, **computed, **notes, **harness})
 
     def detected(self, faulty: Finding, fixed: Finding) -> bool:
         return faulty.present is True and fixed.present is False
@@ -308,14 +309,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="idle-drain",
         reproduces="after a burst, a pool above min_size closes one unused connection per max_idle:"
-        " with production's max_idle its connections stay for hours",
-        faulty_pattern="min_size 0 (psycopg's default is 4), max_idle 600 s and max_lifetime 3600 s (psycopg's defaults)",
+        " with production's max_idle its connections stay for hours (under uvicorn --workers, as the field"
+        " report's team ran it)",
+        faulty_pattern="uvicorn --workers 2; min_size 0 (psycopg's default is 4), max_idle 600 s and max_lifetime 3600 s (psycopg's defaults)",
         fix="tuned for the burst pattern: max_idle 30 s in production (1 s here, so that the drain fits the run),"
         " max_lifetime 30 s: the burst's connections are back within the quiet phase",
         expected_faulty="the burst's connections still open at the end of the quiet phase",
         expected_fixed="drained to min_size within the quiet phase, about one connection per max_idle",
         rule=connections_kept_after_bursts,
-        shared={"min_size": 0, "max_size": 4, "duration": 12.0, "quiet_seconds": 1.0, "burst_seconds": 3.0,
+        shared={"server": "uvicorn", "min_size": 0, "max_size": 4, "duration": 12.0, "quiet_seconds": 1.0, "burst_seconds": 3.0,
                 "burst_users": 16, "baseline_users": 0},
         faulty={"max_idle": 600.0, "max_lifetime": 3600.0},
         fixed={"max_idle": 1.0, "max_lifetime": 30.0, "prod_max_idle": 30.0},
@@ -326,7 +328,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         name="worker-churn",
-        reproduces="connections left behind by pools that outlive their worker or were opened before the fork",
+        reproduces="connections left behind by pools that outlive their worker or were opened before the fork"
+        " (under gunicorn only: uvicorn --workers, the field report's server, has no master that could"
+        " preload the app, so this mechanism cannot happen there)",
         faulty_pattern="a pool opened when the app is created, with gunicorn --preload in the master, never"
         " closed; worker pools not closed at exit (APP_PATTERN=pool-before-fork); workers recycled by"
         " max_requests 150, one SIGTERMed and one SIGKILLed mid-burst",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-APP_LOG_GLOB = "gunicorn-h*.log"  # one error log per app host (loadtests/run/app_hosts.py)
+from loadtests.run_folder import app_logs
+
 _FAILED_REQUEST = re.compile(r"\] (?:[\w.]+: )?(?P<method>[A-Z]+) (?P<path>/\S*): (?P<error_class>[a-z_]+) \((?P<detail>.*)\)\s*$")
 _LONGEST = 200  # characters of a message kept: the first line of an exception can be long
 
@@ -19,7 +20,7 @@ _LONGEST = 200  # characters of a message kept: the first line of an exception c
 def error_examples(run_dir: Path) -> dict[str, str]:
     """{error class: "METHOD PATH: message"}, the first failed request of each class in the app's logs."""
     examples: dict[str, str] = {}
-    for log in sorted(run_dir.glob(APP_LOG_GLOB)):
+    for log in app_logs(run_dir):
         with open(log, errors="replace") as f:
             for line in f:
                 match = _FAILED_REQUEST.search(line)

@@ -262,7 +262,8 @@ class Collector:
         writer, f = self._backends
         at_start, self._snapshot_taken = not self._snapshot_taken, True
         for b in backends:
-            # Still authenticating (no user yet): a watch filter cannot judge it; record it once it can.
+            # A backend still starting up has no user in pg_stat_activity yet: recorded unwatched, its
+            # session would be left out of the server log's count. It is recorded once it has one.
             if b.session_id not in self._seen and b.user:
                 self._seen.add(b.session_id)
                 writer.writerow(backend_row(b, seen_at=iso_time(seen_at), at_start=at_start,

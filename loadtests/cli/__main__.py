@@ -1,0 +1,5 @@
+"""`python -m loadtests.cli`: the same as the `poolcheck` command."""
+
+from loadtests.cli import main
+
+main()
