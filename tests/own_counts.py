@@ -7,6 +7,8 @@
 - `log_sessions` reads the server's jsonlog with a few lines of its own
   (`json.loads` per line), not with loadtests/sources/server_log.py.
 - `locust_failures` reads Locust's own failures file.
+- `Watch(probe=PATH)` also sends the app a request of its own every ~50 ms
+  while the run runs, and records when each ended and whether it succeeded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -68,10 +72,18 @@ class SeenProcess:
             return False
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One request of the test's own to the app: when it ended (epoch) and whether it got a 200."""
+
+    at: float
+    ok: bool
+
+
 class Watch:
     """A `poolcheck run` in its own process, watched from outside until it ends."""
 
-    def __init__(self, *args: str, results_dir: Path, poll_interval: float = 0.02) -> None:
+    def __init__(self, *args: str, results_dir: Path, poll_interval: float = 0.02, probe: str = "") -> None:
         self.results_dir = results_dir
         self.poll_interval = poll_interval
         argv = [sys.executable, "-m", "loadtests.cli", "run", *args, "--results-dir", str(results_dir)]
@@ -82,6 +94,10 @@ class Watch:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
+        self.probes: list[Probe] = []
+        self._prober = threading.Thread(target=self._probe, args=(probe,), daemon=True) if probe else None
+        if self._prober is not None:
+            self._prober.start()
 
     def finish(self, timeout: float = 240) -> RunResult:
         try:
@@ -89,6 +105,8 @@ class Watch:
         finally:
             self._done.set()
             self._thread.join(timeout=10)
+            if self._prober is not None:
+                self._prober.join(timeout=10)
         return RunResult(self.runner.returncode, stdout, stderr, self.results_dir)
 
     # -- while the run runs --------------------------------------------------------
@@ -117,6 +135,23 @@ class Watch:
             time.sleep(self.poll_interval)
         if conn is not None:
             conn.close()
+
+    def _probe(self, path: str) -> None:
+        """GET `path` of the first app host, one request at a time, from when the load starts."""
+        url = None
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+        while not self._done.is_set() and self.runner.poll() is None:
+            if url is None:
+                url = _app_url(self.results_dir)
+                time.sleep(0.05)
+                continue
+            try:
+                with direct.open(url.rstrip("/") + path, timeout=3) as response:
+                    ok = response.status == 200
+            except (OSError, urllib.error.URLError):  # HTTPError (5xx), refused, reset, timed out
+                ok = False
+            self.probes.append(Probe(time.time(), ok))
+            time.sleep(0.05)
 
     def _look_at_processes(self) -> None:
         try:
@@ -181,6 +216,17 @@ class Watch:
             for app, n in poll.by_app.items():
                 peaks[app] = max(peaks.get(app, 0), n)
         return peaks
+
+
+def _app_url(results_dir: Path) -> str | None:
+    """The first app host's URL, once the manifest says the load has started."""
+    run_dir = run_folder(results_dir)
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text()) if run_dir is not None else {}
+    except (OSError, ValueError):
+        return None
+    urls = manifest.get("app_urls") or []
+    return urls[0] if urls and manifest.get("load_started_at") else None
 
 
 def run_folder(results_dir: Path) -> Path | None:
@@ -258,6 +304,13 @@ def locust_failures(run_dir: Path) -> Counter[str]:
             found = re.search(r"'([a-z_0-9]+)'", row["Error"])
             counts[found.group(1) if found else row["Error"]] += int(row["Occurrences"])
     return counts
+
+
+def locust_failures_between(run_dir: Path, start: float, end: float) -> int:
+    """Failures that ended in the whole epoch seconds from `start` to `end`, from Locust's own per-second
+    counts (locust_requests_by_second.csv, its `num_fail_per_sec`)."""
+    with open(run_dir / "locust_requests_by_second.csv", newline="") as f:
+        return sum(int(r["failures"]) for r in csv.DictReader(f) if int(start) <= int(r["second"]) <= int(end))
 
 
 def locust_totals(run_dir: Path) -> tuple[int, int]:

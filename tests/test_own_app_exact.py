@@ -23,7 +23,8 @@ from conftest import poolcheck
 from loadtests.run.embedded_server import ServerInfo, embedded_server, free_port
 from loadtests.run.processes import ManagedProcess, wait_until
 
-pytestmark = pytest.mark.slow
+# Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_own_app_exact")]
 
 OWN_APP = Path(__file__).resolve().parent / "own_app"
 WORKERS, SIZES = 2, {"sync": 2, "async": 2, "asyncpg": 3}

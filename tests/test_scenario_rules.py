@@ -12,15 +12,13 @@ from app.settings import Settings
 from loadtests.budget import fits
 from loadtests.config import RunConfig
 from loadtests.scenarios.runner import SCENARIO_JSON, choose, judge, report_lines, table_lines
-from loadtests.scenarios.catalog import (
-    NAMES,
-    SCENARIOS,
+from loadtests.scenarios.catalog import NAMES, SCENARIOS, find
+from loadtests.scenarios.rules import (
     Finding,
     connection_lost_under_request,
     connections_kept_after_bursts,
     connections_outlive_workers,
     event_loop_blocked,
-    find,
     orphaned_backends,
     pool_stuck_in_another_loop,
     pool_timeouts,

@@ -1,6 +1,5 @@
 """The SQLAlchemy and PgBouncer scenarios for real: each faulty half shows its failure, each fixed half is clean."""
 
-import csv
 
 import pytest
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
+
 import time
 import urllib.request
 from collections.abc import Callable

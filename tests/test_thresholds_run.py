@@ -22,7 +22,8 @@ from loadtests.run.processes import ManagedProcess
 from loadtests.sources.pool_stats import parse_metrics
 from test_reports import browser, open_page  # noqa: F401 - the fixture, shared
 
-pytestmark = pytest.mark.slow
+# Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_thresholds_run")]
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
 MET = ["p(95)<60s", "failures<50%", "rps>0.5", "peak_connections<=4", "pool_wait_mean<60s", "refused==0", "headroom>=20%"]

@@ -12,7 +12,8 @@ import pytest
 from conftest import SHORT_RUN, leftover_processes, poolcheck
 from own_counts import locust_totals, log_messages
 
-pytestmark = pytest.mark.slow
+# Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_worst_case")]
 
 # The server's own words for a refused connection: past max_connections, or into the reserved slots.
 REFUSALS = ("remaining connection slots are reserved", "sorry, too many clients already")

@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from loadtests.run.processes import ManagedProcess
+from loadtests.run.processes import ManagedProcess, wait_until
 from loadtests.run_folder import EMBEDDED_SUPERUSER, POSTGRES_DIR_TXT, SERVER_LOG_DIR
 
 logger = logging.getLogger("poolcheck.server")
@@ -87,12 +87,29 @@ def _system_user() -> str | None:
         ensure_user_exists,
     )
 
-    ensure_user_exists(SYSTEM_USER)
+    _ensure_user(SYSTEM_USER, ensure_user_exists)
     # The wheel may sit under a root-only home; the server user must reach it.
     ensure_prefix_permissions(bin_dir)
     ensure_folder_permissions(bin_dir, 0o055)
     ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
     return SYSTEM_USER
+
+
+def _ensure_user(name: str, ensure_user_exists: Callable[[str], object]) -> None:
+    """useradd once. Two runs starting together (two terminals, parallel tests) may both find the user
+    missing: the second useradd fails (the user exists, or /etc/passwd is locked) while the first adds it."""
+    import pwd
+
+    try:
+        ensure_user_exists(name)
+    except subprocess.CalledProcessError:
+        def exists() -> bool:
+            try:
+                return pwd.getpwnam(name) is not None
+            except KeyError:
+                return False
+
+        wait_until(exists, timeout=10, what=f"system user {name} (useradd failed)")
 
 
 def _give_to(path: Path, user: str | None) -> None:

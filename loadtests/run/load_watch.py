@@ -19,6 +19,7 @@ from loadtests.run.app_hosts import APP_NAME
 from loadtests.run.fault_injection import kill_one_worker, terminate_idle
 from loadtests.run.embedded_server import ServerInfo
 from loadtests.run.locust_stack import WEB_UI_LINGER_S, load_deadline_s
+from loadtests.run.manifest import Manifest
 from loadtests.run.processes import ManagedProcess
 from loadtests.run.signals import Stop
 from loadtests.run_folder import CONNECTIONS_CSV, app_prefix
@@ -34,6 +35,7 @@ class FaultTargets:
     server_dsn: str
     server: ServerInfo | None = None  # the embedded server, for db-restart
     gunicorn_pid: int | None = None  # the first host's gunicorn master, for worker faults
+    manifest: Manifest | None = None  # puts a restarted server's new postmaster on record
 
 
 def watch_load(
@@ -76,8 +78,12 @@ def _inject(fault: Fault, targets: FaultTargets) -> str:
         signum = signal.SIGKILL if fault.kind == WORKER_KILL else signal.SIGTERM
         return f"{signal.Signals(signum).name} worker {kill_one_worker(targets.gunicorn_pid, signum=signum)}"
     if fault.kind == DB_RESTART:
-        assert targets.server is not None  # config refuses db-restart on a --dsn server
-        return f"server restarted in {targets.server.restart():.2f} s"
+        assert targets.server is not None and targets.server.process is not None  # config refuses it on a --dsn server
+        seconds = targets.server.restart()
+        if targets.manifest is not None:
+            # A new pid: a killed runner's successor must find this postmaster, not only the first one.
+            targets.manifest.track("postgres", targets.server.process)
+        return f"server restarted in {seconds:.2f} s"
     if fault.kind == DB_TERMINATE_IDLE:
         return f"terminated {terminate_idle(targets.server_dsn, app_prefix=app_prefix(APP_NAME))} idle backends"
     raise ValueError(f"unknown fault {fault}")

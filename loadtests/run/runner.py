@@ -132,6 +132,7 @@ class Runner:
                 server_dsn=database.server_dsn,
                 server=database.embedded,
                 gunicorn_pid=hosts[0].process.pid if hosts else None,
+                manifest=manifest,
             )
             try:
                 watch_load(

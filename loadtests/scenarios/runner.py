@@ -22,7 +22,8 @@ from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS
 from loadtests.run.preflight import preflight
 from loadtests.run.runner import Runner
 from loadtests.run_folder import SUMMARY, now_iso, read_json, unique_dir, utc_stamp, write_json
-from loadtests.scenarios.catalog import FAULTY, FIXED, HALVES, Finding, Scenario, find
+from loadtests.scenarios.catalog import FAULTY, FIXED, HALVES, Scenario, find
+from loadtests.scenarios.rules import Finding
 from loadtests.scenarios.evidence import error_examples
 
 logger = logging.getLogger("poolcheck.scenario_runner")
