@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,72 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.settings import APP_PATTERNS, check_pattern_pool_kind
 
-from loadtests.budget import Budget, PoolerBudget, PoolerSettings, ServerLimits
-from loadtests.pools import PoolSpec, parse_pool, pools_label
-from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, Fault, parse_fault
+from loadtests.addresses import check_locustfile, check_target_url, parse_bind
+from loadtests.budget import PoolerBudget, PoolerSettings
+from loadtests.config_views import COLLECTOR_CLIENTS, RunConfigViews
+from loadtests.pools import parse_pool
+from loadtests.faults import DATABASE_FAULTS, DB_RESTART, WORKER_FAULTS, parse_fault
 from loadtests.redact import redact_dsn
-from loadtests.shapes import BURST, DEFAULT_LOAD, Stage, burst_stages
-from loadtests.sources.attribution import WatchFilter, parse_watch_filter
+from loadtests.shapes import BURST, DEFAULT_LOAD
+from loadtests.sources.attribution import parse_watch_filter
 from loadtests.thresholds import parse_threshold
 from loadtests.sources.server_log import STDERR, log_format, looks_like_server_log, stderr_problem
 
-COLLECTOR_CLIENTS = 1  # the collector's own connection counts in the budget
-LOOPBACK = "127.0.0.1"
-_ANY_ADDRESS = ("0.0.0.0", "::", "*")
-
-
-@dataclass(frozen=True)
-class MasterBind:
-    """Where the Locust master listens for its workers."""
-
-    host: str
-    port: int
-
-    @property
-    def local_host(self) -> str:
-        """The address local workers dial: a master on every address is reachable on loopback."""
-        return LOOPBACK if self.host in _ANY_ADDRESS else self.host
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_bind(text: str) -> MasterBind:
-    """`HOST:PORT` (or `[IPv6]:PORT`) into a MasterBind; ValueError says what is wrong."""
-    host, sep, port = text.strip().rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host:
-        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:5557")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"the port must be a number from 1 to 65535, got {port!r}")
-    return MasterBind(host, int(port))
-
-
-def _check_target_url(url: str) -> str:
-    """The base URL without a trailing slash; ValueError says what is wrong."""
-    parts = urllib.parse.urlsplit(url.strip())
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("expected an http:// or https:// URL")
-    if not parts.hostname:
-        raise ValueError("the URL names no host")
-    if parts.query or parts.fragment:
-        raise ValueError("give the app's base URL, without a query or fragment")
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
-    except ValueError:
-        raise ValueError("the URL's port is not a number from 1 to 65535") from None
-    return url.strip().rstrip("/")
-
-
-def _check_locustfile(path: Path) -> Path:
-    if not path.is_file():
-        raise ValueError("no such file")
-    if path.suffix != ".py":
-        raise ValueError("expected a Python file (.py)")
-    return path.resolve()
-
-
-# PgBouncer's own defaults (pgbouncer.ini): default_pool_size, reserve_pool_size, max_client_conn
 PGBOUNCER_DEFAULTS = {"pgbouncer_pool_size": 20, "pgbouncer_reserve_pool_size": 0, "pgbouncer_max_client_conn": 100}
 PGBOUNCER_ADMIN_CLIENTS = 1  # the SHOW POOLS sampler is one of PgBouncer's clients
 
@@ -86,7 +29,7 @@ SQLALCHEMY_DEFAULTS = {"pool_size": 5, "max_overflow": 10}  # create_async_engin
 MAX_POOL = 1000  # the most connections one pool may hold, as the options allow
 
 
-class RunConfig(BaseModel):
+class RunConfig(RunConfigViews, BaseModel):
     """Every setting of a run; field names are the CLI's long options."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -318,12 +261,12 @@ class RunConfig(BaseModel):
     @field_validator("target_url")
     @classmethod
     def _valid_target_url(cls, url: str | None) -> str | None:
-        return None if url is None else _check_target_url(url)
+        return None if url is None else check_target_url(url)
 
     @field_validator("metrics_url")
     @classmethod
     def _valid_metrics_url(cls, url: str | None) -> str | None:
-        return None if url is None else _check_target_url(url)
+        return None if url is None else check_target_url(url)
 
     @field_validator("pools")
     @classmethod
@@ -339,7 +282,7 @@ class RunConfig(BaseModel):
     @field_validator("locustfile")
     @classmethod
     def _valid_locustfile(cls, path: Path | None) -> Path | None:
-        return None if path is None else _check_locustfile(path)
+        return None if path is None else check_locustfile(path)
 
     @field_validator("locust_master_bind")
     @classmethod
@@ -407,119 +350,6 @@ class RunConfig(BaseModel):
                 raise ValueError(f"--fault {fault}: restarts only the embedded server, never a --dsn server")
             if fault.kind in DATABASE_FAULTS and not self.embedded and not self.allow_faults:
                 raise ValueError(f"--fault {fault}: refused on a --dsn server without --allow-faults")
-
-    def fault_plan(self) -> list[Fault]:
-        return sorted((parse_fault(spec) for spec in self.faults), key=lambda f: f.at_s)
-
-    @property
-    def embedded(self) -> bool:
-        return self.dsn is None
-
-    @property
-    def budget(self) -> Budget:
-        if self.engines:
-            assert self.pool_size is not None and self.max_overflow is not None
-            return Budget.for_engines(
-                hosts=self.hosts, workers=self.workers, pool_size=self.pool_size, max_overflow=self.max_overflow,
-                pools_per_worker=self.pools_per_worker, extra_clients=COLLECTOR_CLIENTS + self.other_clients,
-            )
-        sizes = tuple(pool.max_size for pool in self.declared_pools) if self.pools else self.pool_sizes
-        return Budget(
-            hosts=self.hosts,
-            workers=self.workers,
-            max_size=max(sizes, default=self.max_size),
-            pools_per_worker=len(sizes) or self.pools_per_worker,
-            pool_sizes=sizes,
-            extra_clients=COLLECTOR_CLIENTS + self.other_clients,
-        )
-
-    @property
-    def declared_pools(self) -> list[PoolSpec]:
-        """Each pool of one worker with what is known of it (loadtests/pools.py).
-
-        The sample app's pool is the harness's own: all of it is known. An app
-        of your own has what was declared: `--pool`, else `--pool-sizes` (sizes
-        only), else `--pools-per-worker` pools of the settings given.
-        """
-        if self.pools:
-            return [parse_pool(spec) for spec in self.pools]
-        if self.target_url is None:
-            return [PoolSpec(self.pool_kind, self.max_size, self.min_size, self.max_idle, self.max_lifetime)]
-        given = self.model_fields_set
-        if self.pool_sizes:
-            return [PoolSpec("pool", size) for size in self.pool_sizes]
-        known = {name: getattr(self, name) for name in ("min_size", "max_idle", "max_lifetime") if name in given}
-        kind = self.pool_kind if "pool_kind" in given else "pool"
-        return [PoolSpec(kind, self.max_size, **known) for _ in range(self.pools_per_worker)]
-
-    def run_label(self) -> str:
-        """The run folder's name: the sample app's pool settings, or `target-` and the declared pools."""
-        if self.target_url is None:
-            return f"w{self.workers}-m{self.max_size}-{self.pool_kind}"
-        return f"target-w{self.workers}-{pools_label(self.budget.pool_sizes or (self.max_size,) * self.pools_per_worker)}"
-
-    @property
-    def watch(self) -> WatchFilter:
-        return parse_watch_filter(self.watch_filter)
-
-    @property
-    def distributed(self) -> bool:
-        return self.locust_workers + self.locust_remote_workers > 0
-
-    def master_bind(self) -> MasterBind | None:
-        """Where the Locust master listens; None for a single Locust process."""
-        return parse_bind(self.locust_master_bind) if self.locust_master_bind else None
-
-    def embedded_limits(self) -> ServerLimits:
-        return ServerLimits(
-            max_connections=self.max_connections,
-            superuser_reserved_connections=self.superuser_reserved_connections,
-            reserved_connections=self.reserved_connections,
-        )
-
-    def embedded_server_settings(self) -> dict[str, object]:
-        return {
-            "max_connections": self.max_connections,
-            "superuser_reserved_connections": self.superuser_reserved_connections,
-            "reserved_connections": self.reserved_connections,
-            **self.server_settings,
-        }
-
-    def stages(self) -> list[Stage]:
-        return burst_stages(
-            total_seconds=self.duration,
-            baseline_users=self.baseline_users,
-            burst_users=self.burst_users,
-            burst_seconds=self.burst_seconds,
-            quiet_seconds=self.quiet_seconds,
-            cycles=self.cycles,
-        )
-
-    def app_environment(self, database_url: str) -> dict[str, str]:
-        """The sample app's settings (see app/settings.py) for this run."""
-        return {
-            "DATABASE_URL": database_url,
-            "POOL_KIND": self.pool_kind,
-            "POOL_MIN_SIZE": str(self.min_size),
-            "POOL_MAX_SIZE": str(self.max_size),
-            "POOL_MAX_OVERFLOW": str(self.max_overflow or 0),
-            "POOL_MAX_IDLE": str(self.max_idle),
-            "POOL_MAX_LIFETIME": str(self.max_lifetime),
-            "POOL_TIMEOUT": str(self.pool_timeout),
-            "POOL_MAX_WAITING": str(self.max_waiting),
-            "POOL_CHECK": "true" if self.pool_check else "false",
-            "POOL_PREPARE": "true" if self.prepared_statements else "false",
-            "APP_PATTERN": self.app_pattern,
-            "MAX_REQUESTS": str(self.max_requests),
-            "PRELOAD_APP": "1" if self.preload else "0",
-        }
-
-    def public(self) -> dict[str, Any]:
-        """The settings as stored in results: JSON types, passwords masked."""
-        data = self.model_dump(mode="json")
-        if data["dsn"]:
-            data["dsn"] = redact_dsn(data["dsn"])
-        return data
 
 
 _OPTION_NAMES = {"faults": "--fault", "server_settings": "--server-setting", "thresholds": "--threshold", "pools": "--pool"}

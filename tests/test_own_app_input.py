@@ -6,7 +6,8 @@ import pytest
 
 from loadtests.budget import Budget, ServerLimits, explain
 from loadtests.cli import main
-from loadtests.config import RunConfig, parse_bind
+from loadtests.addresses import parse_bind
+from loadtests.config import RunConfig
 from loadtests.run.locust_options import (
     BUNDLED_LOCUSTFILE,
     SHAPE_ONLY_LOCUSTFILE,

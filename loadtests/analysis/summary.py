@@ -243,9 +243,22 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         summary["error_texts"] = app_error_texts(folder.path)
     if folder.proxy_events is not None:
         summary["proxy"] = proxy_figures(folder.proxy_events)
+    _judge_against_targets(summary, verdict=verdict, reasons=reasons, config=config)
+    summary["load_spread"] = load_spread(summary, folder.connections, app_prefix=folder.app_prefix,
+                                         max_size=budget["max_size"], pool_rows=folder.pool_stats)
+    summary["advice"] = advise(summary, manifest=manifest, headroom_target=_headroom_target(config))
+    summary["expected"] = dict(config.get("expected_notes") or {})  # loadtests/analysis/expected.py
+    return summary
+
+
+def _headroom_target(config: dict[str, Any]) -> float:
+    return config.get("headroom", DEFAULT_TARGET * 100) / 100
+
+
+def _judge_against_targets(summary: dict[str, Any], *, verdict: str, reasons: list[str], config: dict[str, Any]) -> None:
+    """The headroom target and the --threshold checks, over the harness's own verdict and reasons."""
     # Below the headroom target is a warning; it fails a passing run only with --fail-on-headroom.
-    target = config.get("headroom", DEFAULT_TARGET * 100) / 100
-    room = headroom_of(summary, other_clients=config["other_clients"], target=target)
+    room = headroom_of(summary, other_clients=config["other_clients"], target=_headroom_target(config))
     verdict, reasons, summary["warnings"] = verdict_with_headroom(
         verdict, reasons, headroom=room, enforce=bool(config.get("fail_on_headroom")) and verdict in (PASS, FAIL)
     )
@@ -256,11 +269,6 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
     if missed:
         summary["verdict"] = FAIL if verdict == PASS else verdict
         summary["reasons"] = [*missed, *reasons] if verdict == PASS else [*reasons, *missed]
-    summary["load_spread"] = load_spread(summary, folder.connections, app_prefix=folder.app_prefix,
-                                         max_size=budget["max_size"], pool_rows=folder.pool_stats)
-    summary["advice"] = advise(summary, manifest=manifest, headroom_target=target)
-    summary["expected"] = dict(config.get("expected_notes") or {})  # loadtests/analysis/expected.py
-    return summary
 
 
 # -- figures other parts read back from a stored summary.json ---------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from loadtests.config import MasterBind
+from loadtests.addresses import MasterBind
 
 BUNDLED_LOCUSTFILE = Path(__file__).resolve().parents[1] / "load" / "locustfile.py"
 # The burst shape and the harness's Locust options, without the sample app's users.

@@ -6,7 +6,8 @@ import signal
 import sys
 from pathlib import Path
 
-from loadtests.config import LOOPBACK, MasterBind, RunConfig
+from loadtests.addresses import LOOPBACK, MasterBind
+from loadtests.config import RunConfig
 from loadtests.run.embedded_server import free_port
 from loadtests.run.locust_options import locustfile_argument, master_options, worker_argv
 from loadtests.run.processes import ManagedProcess, child_env
