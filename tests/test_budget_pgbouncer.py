@@ -8,7 +8,7 @@ import pytest
 
 from loadtests.cli import main
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "results/schema/budget.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "loadtests/options/schemas/budget.schema.json").read_text())
 # The question: 6 pods x 4 workers, SQLAlchemy pool_size 5 + max_overflow 10, max_connections 400, 3 reserved
 QUESTION = ["budget", "--hosts", "6", "--workers", "4", "--pool-size", "5", "--max-overflow", "10",
             "--max-connections", "400", "--superuser-reserved-connections", "3"]

@@ -253,7 +253,7 @@ def test_init_writes_a_starter_file_that_every_command_loads(tmp_path, capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     document = json.loads(out)
-    jsonschema.validate(document, json.loads((ROOT / "results/schema/budget.schema.json").read_text()))
+    jsonschema.validate(document, json.loads((ROOT / "loadtests/options/schemas/budget.schema.json").read_text()))
     assert (document["budget"]["hosts"], document["budget"]["workers"], document["server"]["max_connections"]) == (
         data["budget"]["hosts"], data["budget"]["workers"], data["budget"]["max-connections"])
 
@@ -273,7 +273,7 @@ def test_budget_json_is_the_figures_it_prints(capsys):
         main(["budget", "--workers", "4", "--max-size", "10", "--max-connections", "40", "--json"])
     captured = capsys.readouterr()
     document = json.loads(captured.out)
-    jsonschema.validate(document, json.loads((ROOT / "results/schema/budget.schema.json").read_text()))
+    jsonschema.validate(document, json.loads((ROOT / "loadtests/options/schemas/budget.schema.json").read_text()))
     assert exit_.value.code == 1 and document["fits"] is False
     assert document["budget"]["total"] == 40 and document["server"]["usable"] == 37 and document["headroom"] == -3
     assert document["explanation"] in captured.err

@@ -1,4 +1,4 @@
-"""`--json`: the document on stdout validates against its schema in results/schema/, and every
+"""`--json`: the document on stdout validates against its schema in loadtests/options/schemas/, and every
 human line goes to stderr. One real short run, read by several tests."""
 
 from __future__ import annotations

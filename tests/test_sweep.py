@@ -104,7 +104,7 @@ def test_sweep_summary_validates_against_its_schema(small_sweep):
 
     from pathlib import Path
 
-    schema = json.loads((Path(__file__).resolve().parents[1] / "results/schema/sweep.schema.json").read_text())
+    schema = json.loads((Path(__file__).resolve().parents[1] / "loadtests/options/schemas/sweep.schema.json").read_text())
     summary = small_sweep.json("sweep_summary.json")
     jsonschema.validate(summary, schema, cls=jsonschema.Draft202012Validator)
     assert summary["schema_version"] == 1 and summary["repeat"] == 1

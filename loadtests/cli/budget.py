@@ -90,7 +90,7 @@ def _budget_plan(*, max_size: int | None, pool_size: int | None, max_overflow: i
 @POOLER_OPTIONS[1]
 @POOLER_OPTIONS[2]
 @POOLER_OPTIONS[3]
-@common(config=True, json="print the budget, the limits and the fit as JSON on stdout (results/schema/budget.schema.json)")
+@common(config=True, json="print the budget, the limits and the fit as JSON on stdout (loadtests/options/schemas/budget.schema.json)")
 def budget_command(
     hosts: int, workers: int, max_size: int | None, pool_size: int | None, max_overflow: int | None,
     pools_per_worker: int, other_clients: int, dsn: str | None, pool_sizes: tuple[int, ...] | None,

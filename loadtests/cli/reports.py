@@ -29,7 +29,7 @@ def report(run_dir: Path) -> None:
               help="where the HTML page goes [compare-<runs>.html beside the first run]")
 @click.option("--plotlyjs", type=click.Choice(["inline", "directory"]), default="directory", show_default=True,
               help="inline plotly.js in the page, or load the plotly.min.js beside it (written if missing)")
-@common(json="print the comparison as JSON on stdout (results/schema/compare.schema.json); the table goes to stderr")
+@common(json="print the comparison as JSON on stdout (loadtests/options/schemas/compare.schema.json); the table goes to stderr")
 def compare(run_dirs: tuple[Path, ...], out: Path | None, plotlyjs: str, json: bool) -> None:
     """Compare runs side by side: a terminal table and an HTML page; deltas against the first run."""
     from loadtests.present.compare import compare as compare_runs, comparison

@@ -113,7 +113,7 @@ from loadtests.options.json_output import emit, human_lines_to_stderr
 @setting("--fail-on-headroom", is_flag=True, help="headroom below --headroom fails the run instead of warning")
 @setting("--spread-users", is_flag=True,
           help="the worst case: a new HTTP connection per request, so every worker gets requests and fills its pool")
-@common(config=True, json="print summary.json on stdout (results/schema/summary.schema.json); every other line goes to stderr")
+@common(config=True, json="print summary.json on stdout (loadtests/options/schemas/summary.schema.json); every other line goes to stderr")
 def run(json: bool, **options: Any) -> None:
     """Run the sample app under Locust bursts and check its connections against the server.
 

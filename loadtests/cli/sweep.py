@@ -37,7 +37,7 @@ _REFUSED_BY_SWEEP = ("dsn", "server_log", "log_line_prefix", "target_url", "pool
 @click.option("--duration", type=SECONDS, default=20.0, show_default=True,
               help="length of the load per cell; each cell must hold a full burst")
 @click.option("--search", is_flag=True, help="run only the cells that decide the recommendation, not the whole grid")
-@common(config=True, json="print sweep_summary.json on stdout (results/schema/sweep.schema.json); every other line goes to stderr")
+@common(config=True, json="print sweep_summary.json on stdout (loadtests/options/schemas/sweep.schema.json); every other line goes to stderr")
 def sweep(
     workers: str, max_size: str, pool_kind: str, pgbouncer_pool_size: str | None, repeat: int, headroom: float,
     slo_p95_ms: float | None, search: bool, json: bool, **options: Any,

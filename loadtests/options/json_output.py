@@ -1,7 +1,7 @@
 """`--json`: a command's result as one JSON document on stdout, every line meant for people on stderr.
 
 A pipeline can then keep stdout as a file (`poolcheck run --json > summary.json`) and still
-show the progress in its log. The documents' schemas are in results/schema/.
+show the progress in its log. The documents' schemas are in loadtests/options/schemas/.
 """
 
 from __future__ import annotations
