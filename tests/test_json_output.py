@@ -16,7 +16,7 @@ from conftest import SHORT_RUN, poolcheck
 # Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
 pytestmark = pytest.mark.xdist_group("test_json_output")
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "results" / "schema"
+SCHEMAS = Path(__file__).resolve().parents[1] / "loadtests" / "options" / "schemas"
 
 
 def schema(name: str) -> dict:
