@@ -7,10 +7,12 @@ Prometheus' naming conventions.
 gunicorn runs one pool per worker process, so a scrape that reaches one
 worker must still show them all. prometheus_client's multiprocess mode does
 that: every worker writes its values to files in PROMETHEUS_MULTIPROC_DIR and
-`/metrics` merges them, one series per worker `pid` ("liveall": a worker's
-gauges go away when gunicorn's `child_exit` hook marks it dead, its counters
-stay, as Prometheus expects of a counter). Without that variable, `/metrics`
-shows the answering worker only.
+`/metrics` merges them, one series per worker `pid` ("liveall": a dead
+worker's gauges go away, its counters stay, as Prometheus expects of a
+counter). gunicorn's `child_exit` hook marks a worker dead at once; uvicorn's
+supervisor has no such hook, so every `/metrics` also drops the gauges of
+workers whose process is gone (`forget_dead_workers`). Without that
+variable, `/metrics` shows the answering worker only.
 
 The values are refreshed by a small periodic task in each worker, which also
 measures how late its own timer fires: the event loop's lag.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from collections import deque
 from typing import Any
@@ -152,9 +155,39 @@ class PoolTelemetry:
         """The text `/metrics` serves: every live worker's series, or this worker's alone."""
         if not multiprocess_enabled():
             return generate_latest(self.registry)
+        forget_dead_workers(os.environ[MULTIPROC_ENV])
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged)
         return generate_latest(merged)
+
+
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w*?_(\d+)\.db$")
+
+
+def forget_dead_workers(directory: str) -> list[int]:
+    """Drop the live gauges of every worker whose process is gone; return their pids.
+
+    A SIGKILLed worker never cleans up after itself, and without this its last
+    pool figures would be served as if it still held those connections.
+    """
+    dead = set()
+    for name in os.listdir(directory):
+        match = _LIVE_GAUGE_FILE.match(name)
+        if match and not _alive(int(match[1])):
+            dead.add(int(match[1]))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, directory)
+    return sorted(dead)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process has that pid now: not gone, as far as we may tell
+        return True
+    return True
 
 
 def _help(name: str) -> str:

@@ -1,6 +1,6 @@
 """Faults injected during a run: what a fault is, and the record each one leaves in faults.jsonl.
 
-`--fault worker-kill@T` SIGKILLs one gunicorn worker T seconds into the load,
+`--fault worker-kill@T` SIGKILLs one app worker (gunicorn's or uvicorn's) T seconds into the load,
 `--fault worker-term@T` SIGTERMs one (it finishes its requests and exits),
 `--fault db-restart@T` fast-restarts the embedded server, and
 `--fault db-terminate-idle@T` terminates the app's idle backends. Each fault is

@@ -245,7 +245,7 @@ class LogSession:
     user: str
 
 
-def _epoch(stamp: str) -> float:
+def log_epoch(stamp: str) -> float:
     # The embedded server logs in UTC with milliseconds: "2026-01-02 03:04:05.678 UTC".
     return datetime.strptime(stamp.removesuffix(" UTC"), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp()
 
@@ -268,9 +268,9 @@ def log_sessions(run_dir: Path) -> list[LogSession]:
         key = record.get("session_id")
         if message.startswith("connection authorized:"):
             app = re.search(r"application_name=(\S+)", message)
-            sessions[key] = LogSession(_epoch(record["timestamp"]), None, app.group(1) if app else "", record.get("user", ""))
+            sessions[key] = LogSession(log_epoch(record["timestamp"]), None, app.group(1) if app else "", record.get("user", ""))
         elif message.startswith("disconnection:") and key in sessions:
-            sessions[key].end = _epoch(record["timestamp"])
+            sessions[key].end = log_epoch(record["timestamp"])
     return list(sessions.values())
 
 
@@ -318,3 +318,25 @@ def locust_totals(run_dir: Path) -> tuple[int, int]:
     with open(run_dir / "locust_stats.csv", newline="") as f:
         row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
     return int(row["Request Count"]), int(row["Failure Count"])
+
+
+# -- recovery after a fault, as the test's own requests and poll saw it ---------------
+
+
+# Locust's history rows are 1 s apart and stamped up to a second after the requests they count, so the
+# tool's "requests succeed again" lands on a whole-second row; the test's probe lands within ~50 ms.
+RECOVERY_TOLERANCE_S = 1.5
+
+
+def own_recovery(watch: Watch, fault: dict, *, until: float, origin: float, pools_total: int) -> float | None:
+    """Seconds until the test's own requests to the app succeed again (none fails after it before `until`)
+    and the test's own poll of pg_stat_activity shows the app's connections within its pools' budget."""
+    nominal = fault["load_start_epoch"] + fault["at_s"]  # the fault was due here on the load's clock
+    actual = origin + fault["elapsed_s"]  # and recorded here, once done, on the collector's clock
+    probes = [p for p in watch.probes if nominal < p.at < until]
+    last_failed = max((i for i, p in enumerate(probes) if not p.ok), default=-1)
+    requests_ok = next((p.at for p in probes[last_failed + 1:] if p.ok), None)
+    conns_ok = next((p.at for p in watch.polls if p.at >= actual and p.total <= pools_total), None)
+    if requests_ok is None or conns_ok is None:
+        return None
+    return max(requests_ok - nominal, conns_ok - actual, 0.0)

@@ -2,13 +2,16 @@
 
 import asyncio
 import csv
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg_pool import AsyncConnectionPool
 
-from app.metrics import PoolTelemetry
+from app.metrics import PoolTelemetry, forget_dead_workers
 from conftest import leftover_processes, poolcheck
 from own_counts import app_sessions, log_peak, log_sessions
 from loadtests.analysis.sections import pool_figures
@@ -49,6 +52,23 @@ def test_metrics_page_to_rows_per_worker(tmp_path):
     rows = read_pool_stats(path)
     assert [(r["pid"], r["requests_waiting"], r["requests_num"]) for r in rows] == [(101, 3, 0), (102, 0, 0)] * 2
 
+
+
+def test_a_dead_workers_gauges_are_forgotten_and_its_counters_kept(tmp_path):
+    # A real process that has exited (and been reaped) stands for a SIGKILLed worker; this process is a live one.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = os.getpid()
+    names = [f"gauge_liveall_{dead.pid}.db", f"gauge_livesum_{dead.pid}.db", f"counter_{dead.pid}.db",
+             f"gauge_liveall_{live}.db", f"gauge_all_{dead.pid}.db"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert forget_dead_workers(str(tmp_path)) == [dead.pid]
+    # The live gauges of the dead pid are gone; its counter and a non-live gauge stay, as prometheus_client keeps them.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"counter_{dead.pid}.db", f"gauge_liveall_{live}.db", f"gauge_all_{dead.pid}.db"]
+    )
+    assert forget_dead_workers(str(tmp_path)) == []
 
 def test_event_loop_lag_is_how_late_the_timer_fires():
     async def blocked_loop() -> str:

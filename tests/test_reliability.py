@@ -10,14 +10,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 import pytest
 
 from conftest import poolcheck
-from own_counts import Watch, locust_failures, locust_failures_between, locust_totals, log_records
+from own_counts import (
+    RECOVERY_TOLERANCE_S, Watch, locust_failures, locust_failures_between, locust_totals, log_epoch, log_records, own_recovery,
+)
 from loadtests.sources.collector import read_connections
 from loadtests.run.processes import wait_until
 
@@ -211,25 +213,6 @@ def test_leftover_processes_are_stopped_by_recorded_pid(tmp_path):
             p.wait()
 
 
-# Locust's history rows are 1 s apart and stamped up to a second after the requests they count, so the
-# tool's "requests succeed again" lands on a whole-second row; the test's probe lands within ~50 ms.
-RECOVERY_TOLERANCE_S = 1.5
-
-
-def _own_recovery(watch: Watch, fault: dict, *, until: float, origin: float, pools_total: int) -> float | None:
-    """Seconds until the test's own requests to the app succeed again (none fails after it before `until`)
-    and the test's own poll of pg_stat_activity shows the app's connections within its pools' budget."""
-    nominal = fault["load_start_epoch"] + fault["at_s"]  # the fault was due here on the load's clock
-    actual = origin + fault["elapsed_s"]  # and recorded here, once done, on the collector's clock
-    probes = [p for p in watch.probes if nominal < p.at < until]
-    last_failed = max((i for i, p in enumerate(probes) if not p.ok), default=-1)
-    requests_ok = next((p.at for p in probes[last_failed + 1:] if p.ok), None)
-    conns_ok = next((p.at for p in watch.polls if p.at >= actual and p.total <= pools_total), None)
-    if requests_ok is None or conns_ok is None:
-        return None
-    return max(requests_ok - nominal, conns_ok - actual, 0.0)
-
-
 def test_faults_are_events_with_their_cost_and_recovery(results_dir):
     # db-terminate-idle in the quiet phase after the first burst (4 s quiet, 8 s burst): idle backends to end.
     at = {"worker-kill": 5, "db-terminate-idle": 13, "db-restart": 18}
@@ -263,7 +246,7 @@ def test_faults_are_events_with_their_cost_and_recovery(results_dir):
     logged = [
         r for r in log_records(run.run_dir)
         if "terminating connection due to administrator command" in r.get("message", "")
-        and abs(_log_epoch(r["timestamp"]) - when) < 2
+        and abs(log_epoch(r["timestamp"]) - when) < 2
     ]
     assert terminated > 0 and len(logged) == terminated, (terminated, len(logged))
 
@@ -288,7 +271,7 @@ def test_faults_are_events_with_their_cost_and_recovery(results_dir):
     for (kind, t), next_t in zip(sorted(at.items(), key=lambda kv: kv[1]), ends):
         event = events[kind]
         nominal = event["load_start_epoch"] + t
-        own = _own_recovery(watch, event, until=event["load_start_epoch"] + next_t, origin=origin, pools_total=pools_total)
+        own = own_recovery(watch, event, until=event["load_start_epoch"] + next_t, origin=origin, pools_total=pools_total)
         own_failures = None if own is None else locust_failures_between(run.run_dir, nominal - 1, nominal + own + 1)
         print(f"{kind}: recovery tool {faults[kind]['recovery_s']} s, own {own}; "
               f"failures caused tool {faults[kind]['failures_caused']}, own {own_failures}")
@@ -306,7 +289,3 @@ def test_faults_are_events_with_their_cost_and_recovery(results_dir):
     ]
     assert gaps == []
     assert watch.still_alive() == []
-
-
-def _log_epoch(stamp: str) -> float:
-    return datetime.strptime(stamp.removesuffix(" UTC"), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp()

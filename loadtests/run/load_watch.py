@@ -34,7 +34,7 @@ class FaultTargets:
 
     server_dsn: str
     server: ServerInfo | None = None  # the embedded server, for db-restart
-    gunicorn_pid: int | None = None  # the first host's gunicorn master, for worker faults
+    app_server_pid: int | None = None  # the first host's gunicorn master or uvicorn supervisor, for worker faults
     manifest: Manifest | None = None  # puts a restarted server's new postmaster on record
 
 
@@ -74,9 +74,9 @@ def watch_load(
 def _inject(fault: Fault, targets: FaultTargets) -> str:
     """Do the fault; return what was done, for faults.jsonl and the terminal."""
     if fault.kind in (WORKER_KILL, WORKER_TERM):
-        assert targets.gunicorn_pid is not None  # config refuses worker faults without the sample app
+        assert targets.app_server_pid is not None  # config refuses worker faults without the sample app
         signum = signal.SIGKILL if fault.kind == WORKER_KILL else signal.SIGTERM
-        return f"{signal.Signals(signum).name} worker {kill_one_worker(targets.gunicorn_pid, signum=signum)}"
+        return f"{signal.Signals(signum).name} worker {kill_one_worker(targets.app_server_pid, signum=signum)}"
     if fault.kind == DB_RESTART:
         assert targets.server is not None and targets.server.process is not None  # config refuses it on a --dsn server
         seconds = targets.server.restart()

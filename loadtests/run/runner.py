@@ -131,7 +131,7 @@ class Runner:
             targets = FaultTargets(
                 server_dsn=database.server_dsn,
                 server=database.embedded,
-                gunicorn_pid=hosts[0].process.pid if hosts else None,
+                app_server_pid=hosts[0].process.pid if hosts else None,
                 manifest=manifest,
             )
             try:
