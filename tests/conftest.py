@@ -36,6 +36,17 @@ def poolcheck(*args: str, results_dir: Path, timeout: float = 240) -> RunResult:
     return RunResult(done.returncode, done.stdout, done.stderr, results_dir)
 
 
+def assert_refused(returncode: int, stdout: str, stderr: str, *, names: str, results_dir: Path) -> None:
+    """Bad input as the standards want it: exit 2, one line on stderr that names the problem, no traceback,
+    no password (the bad DSNs of the tests carry `pw123`), and nothing started in the results folder."""
+    assert returncode == 2, stdout + stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0], stderr
+    assert "Traceback" not in stderr and "pw123" not in stdout + stderr
+    started = [p for p in results_dir.iterdir() if not p.name.startswith(".")] if results_dir.exists() else []
+    assert started == []
+
+
 def leftover_processes(run: RunResult) -> list[str]:
     """Processes of the run still alive, by the pids it recorded and the workers it saw."""
     manifest = run.json("manifest.json")

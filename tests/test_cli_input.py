@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import poolcheck
+from conftest import assert_refused, poolcheck
 
 
 @pytest.mark.parametrize(
@@ -26,13 +26,7 @@ from conftest import poolcheck
 )
 def test_bad_input_is_refused_in_one_line(args, names, results_dir):
     run = poolcheck("run", *args, results_dir=results_dir, timeout=60)
-    assert run.returncode == 2
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1, run.stderr
-    assert names in lines[0] and "Traceback" not in run.stderr
-    assert "pw123" not in run.stderr + run.stdout
-    started = [p for p in results_dir.iterdir() if not p.name.startswith(".")] if results_dir.exists() else []
-    assert started == []
+    assert_refused(run.returncode, run.stdout, run.stderr, names=names, results_dir=results_dir)
 
 
 def test_overcommit_refusal_gives_the_numbers(results_dir):

@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 from app.errors import DB_CONNECTION_CLOSED, DB_TOO_MANY_CONNECTIONS, POOL_TIMEOUT
 from app.settings import Settings
 from app.sqlalchemy_pool import classify_sqlalchemy
-from conftest import poolcheck
+from conftest import assert_refused, poolcheck
 from loadtests.budget import Budget, ServerLimits, describe, fits, headroom, largest_engines, largest_workers
 from loadtests.config import RunConfig
 
@@ -105,7 +105,4 @@ def test_bad_sizes_are_refused_in_one_line(command, args, named, results_dir):
     done = poolcheck(command, *args, results_dir=results_dir, timeout=60) if command == "run" else subprocess.run(
         [sys.executable, "-m", "loadtests.cli", command, *args], capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and named in lines[0] and "Traceback" not in done.stderr, done.stderr
-    assert not results_dir.exists() or not any(results_dir.iterdir())
+    assert_refused(done.returncode, done.stdout, done.stderr, names=named, results_dir=results_dir)

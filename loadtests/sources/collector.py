@@ -292,17 +292,9 @@ class Collector:
                 f.flush()
             except psycopg.OperationalError as exc:
                 logger.warning("sample failed (%s); reconnecting", str(exc).strip().splitlines()[0])
-                conn = self._reconnect(conn)
+                conn.close()
+                conn = self.loop.reconnect(self._connect, errors=(psycopg.OperationalError,)) or conn
         return conn
-
-    def _reconnect(self, old: psycopg.Connection) -> psycopg.Connection:
-        old.close()
-        while not self.loop.should_exit and not self.loop.orphaned():
-            try:
-                return self._connect()
-            except psycopg.OperationalError:
-                time.sleep(min(self.interval * 5, 1.0))
-        return old
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -99,10 +99,7 @@ def sample_forever(*, dsn: str, out_dir: Path, loop: SamplingLoop) -> None:
             except psycopg.Error as exc:
                 logger.warning("SHOW POOLS failed (%s); reconnecting", str(exc).strip().splitlines()[0])
                 conn.close()
-                try:
-                    conn = _connect(dsn)
-                except psycopg.Error:
-                    time.sleep(min(loop.interval * 5, 1.0))
+                conn = loop.reconnect(lambda: _connect(dsn), errors=(psycopg.Error,)) or conn
     conn.close()
 
 

@@ -1,4 +1,4 @@
-"""The fixed-rate loop of the sampling processes (collector, scraper).
+"""The fixed-rate loop of the sampling processes (collector, scraper, PgBouncer's pools).
 
 It stops on SIGTERM or SIGINT (the handlers only set a flag), when the
 runner that started it disappears, or after `max_seconds`: a sampler never
@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class SamplingLoop:
@@ -46,3 +49,16 @@ class SamplingLoop:
                 time.sleep(min(0.2, max(next_at - time.monotonic(), 0)))
             # Fallen behind (a slow sample): do not burst to catch up.
             next_at = max(next_at, time.monotonic() - self.interval)
+
+    def reconnect(self, connect: Callable[[], T], *, errors: tuple[type[BaseException], ...]) -> T | None:
+        """`connect()` again until it succeeds, backing off; None if told to stop first.
+
+        A restarted server (`--fault db-restart`) or PgBouncer refuses for a
+        moment: the sampler waits it out rather than ending the run's record.
+        """
+        while not self.should_exit and not self.orphaned():
+            try:
+                return connect()
+            except errors:
+                time.sleep(min(self.interval * 5, 1.0))  # a back-off between attempts
+        return None
