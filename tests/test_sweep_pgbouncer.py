@@ -78,3 +78,23 @@ def test_table_shows_the_server_side_and_the_choice_ranks_on_it():
     assert chosen[-1] == "RECOMMENDED"
     # default_pool_size 4; 4 server connections seen of 4 + the collector; then the app's 32 connections to PgBouncer
     assert chosen[11:14] == ["4", "4 / 5", "32 / 33"]
+
+
+def test_grid_edges_behind_pgbouncer_are_each_levels_own():
+    # 4 workers x max_size 8 = 32 of PgBouncer's 200 client slots; the server side is default_pool_size 8 + the
+    # collector of 29 usable with 20 % free. Directly, 4 x 12 = 48 would not fit the server: behind PgBouncer it does.
+    cells = _cells(workers=[4], max_sizes=[4, 8], pgbouncer_pool_sizes=[4, 8])
+    rows = [_summary_row(cell, rps=50.0 + 10 * n, peak_server=cell.config.pgbouncer_pool_size) for n, cell in enumerate(cells)]
+    limits = RunConfig(**BASE).embedded_limits()
+    axes = {"workers": [4], "max_size": [4, 8], "pgbouncer_pool_size": [4, 8]}
+    choice = recommend(rows, criteria=Criteria(), limits=limits, axes=axes)
+    assert choice["cell"] == "async-w4-m8-p8"
+    reasons = "\n".join(choice["reasons"])
+    assert "on the edge of the grid: max_size 8 is its largest, and the best may lie beyond it; try --max-size 8,12,16" in reasons
+    assert ("on the edge of the grid: default_pool_size 8 is its largest, and the best may lie beyond it;"
+            " try --pgbouncer-pool-size 8,12,16") in reasons
+    assert "the edge is" not in reasons
+    # A max_client_conn that 4 x 12 would overflow: that edge is PgBouncer's.
+    tight = [{**row, "max_client_conn": 40} for row in rows]
+    reasons = "\n".join(recommend(tight, criteria=Criteria(), limits=limits, axes=axes)["reasons"])
+    assert "no larger max_size stays within max_client_conn 40 with workers 4: the edge is PgBouncer's max_client_conn" in reasons

@@ -6,9 +6,12 @@ holds, with the values to try next where there are some.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from loadtests.budget import ServerLimits, allowed
+
+BEHIND_PGBOUNCER = "pgbouncer_pool_size"  # a sweep row's key when its cells ran behind PgBouncer
 
 
 def caveats(
@@ -23,7 +26,9 @@ def caveats(
     """The caveats of recommending `chosen` (a sweep row with its figures)."""
     keep = allowed(limits, headroom_ratio=criteria.headroom_ratio) - other_clients
     out = []
-    if axes:
+    if axes and BEHIND_PGBOUNCER in chosen:
+        out += pooler_edge_lines(chosen, axes=axes, keep_server=keep, headroom=criteria.headroom_ratio)
+    elif axes:
         out += edge_lines(chosen, axes=axes, keep=keep, headroom=criteria.headroom_ratio)
     out += unfilled_lines(chosen)
     if repeat == 1 and chosen.get("runs", 1) == 1:
@@ -47,32 +52,57 @@ def next_values(values: list[int], *, upward: bool) -> list[int]:
 
 def edge_lines(chosen: dict[str, Any], *, axes: dict[str, list[Any]], keep: int, headroom: float) -> list[str]:
     """A line per axis on whose edge the chosen cell lies, with the next values that keep the headroom."""
-    out = []
-    for axis, flag, other in (("max_size", "--max-size", "workers"), ("workers", "--workers", "max_size")):
-        values = sorted(axes.get(axis) or [])
-        if len(values) < 2:
-            continue
-        here = chosen[axis]
-        if here == values[-1]:
-            beyond = [v for v in next_values(values, upward=True) if v * chosen[other] <= keep]
-            if beyond:
-                out.append(
-                    f"on the edge of the grid: {axis} {here} is its largest, and the best may lie beyond it;"
-                    f" try {flag} {','.join(map(str, [here, *beyond]))}"
-                )
-            else:
-                out.append(
-                    f"{axis} {here} is the grid's largest, and no larger {axis} keeps {headroom * 100:g} % headroom"
-                    f" with {other} {chosen[other]}: the edge is the budget's"
-                )
-        elif here == values[0]:
-            below = next_values(values, upward=False)
-            if below:
-                out.append(
-                    f"on the edge of the grid: {axis} {here} is its smallest, and a smaller one may do as well;"
-                    f" try {flag} {','.join(map(str, [*below, here]))}"
-                )
+    limit = f"keeps {headroom * 100:g} % headroom"
+    return [
+        line
+        for axis, flag, other in (("max_size", "--max-size", "workers"), ("workers", "--workers", "max_size"))
+        for line in _axis_edge(chosen, axis=axis, flag=flag, values=axes.get(axis) or [], limit=limit,
+                               with_=f" with {other} {chosen[other]}", edge="the budget's",
+                               fits=lambda value, other=other: value * chosen[other] <= keep)
+    ]
+
+
+def pooler_edge_lines(chosen: dict[str, Any], *, axes: dict[str, list[Any]], keep_server: int, headroom: float) -> list[str]:
+    """Behind PgBouncer each level has its own edge: the app's pools are PgBouncer's clients, bounded by
+    max_client_conn; only default_pool_size (+ reserve) reaches the server, bounded by its usable connections."""
+    clients_left = chosen["max_client_conn"] - chosen["admin_clients"]
+    limit = f"stays within max_client_conn {chosen['max_client_conn']}"
+    out = [
+        line
+        for axis, flag, other in (("max_size", "--max-size", "workers"), ("workers", "--workers", "max_size"))
+        for line in _axis_edge(chosen, axis=axis, flag=flag, values=axes.get(axis) or [], limit=limit,
+                               with_=f" with {other} {chosen[other]}", edge="PgBouncer's max_client_conn",
+                               fits=lambda value, other=other: value * chosen[other] <= clients_left)
+    ]
+    others_on_server = chosen["server_budget"] - chosen["server_connections"]  # the clients that reach it directly
+    reserve = chosen["server_connections"] - chosen[BEHIND_PGBOUNCER]
+    out += _axis_edge(chosen, axis=BEHIND_PGBOUNCER, flag="--pgbouncer-pool-size", values=axes.get(BEHIND_PGBOUNCER) or [],
+                      limit=f"keeps {headroom * 100:g} % of the server's connections free", with_="",
+                      edge="the server's budget", name="default_pool_size",
+                      fits=lambda value: value + reserve + others_on_server <= keep_server)
     return out
+
+
+def _axis_edge(
+    chosen: dict[str, Any], *, axis: str, flag: str, values: list[int], limit: str, with_: str, edge: str,
+    fits: Callable[[int], bool], name: str = "",
+) -> list[str]:
+    """The line, if any, for one axis: the chosen value at the grid's largest or smallest, and what to try."""
+    values, here, name = sorted(values), chosen[axis], name or axis
+    if len(values) < 2:
+        return []
+    if here == values[-1]:
+        beyond = [v for v in next_values(values, upward=True) if fits(v)]
+        if beyond:
+            return [f"on the edge of the grid: {name} {here} is its largest, and the best may lie beyond it;"
+                    f" try {flag} {','.join(map(str, [here, *beyond]))}"]
+        return [f"{name} {here} is the grid's largest, and no larger {name} {limit}{with_}: the edge is {edge}"]
+    if here == values[0]:
+        below = next_values(values, upward=False)
+        if below:
+            return [f"on the edge of the grid: {name} {here} is its smallest, and a smaller one may do as well;"
+                    f" try {flag} {','.join(map(str, [*below, here]))}"]
+    return []
 
 
 def unfilled_lines(chosen: dict[str, Any]) -> list[str]:

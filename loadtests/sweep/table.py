@@ -127,6 +127,8 @@ def _pooler_figures(cell: dict[str, Any], runs: list[dict[str, Any]]) -> dict[st
         "server_connections": pooler["server_pools"],  # what PgBouncer may open: the cell's size on the server
         "server_budget": pooler["server_total"],
         "peak_server": max(seen, default=None),
+        "max_client_conn": pooler["max_client_conn"],
+        "admin_clients": pooler["client_total"] - cell["budget"]["pools_total"],  # PgBouncer's own admin clients
     }
 
 
