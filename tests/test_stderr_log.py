@@ -143,3 +143,19 @@ def test_a_server_log_that_cannot_give_exact_counts_is_refused(tmp_path: Path):
         check_server_log(log, settings={"log_connections": "on", "log_disconnections": "on"}, prefix=None)
     with pytest.raises(Refused, match="no line of it starts with log_line_prefix '%t %p '"):
         check_server_log(log, settings={**ON, "log_line_prefix": "%t %p "}, prefix=None)
+
+
+@pytest.mark.parametrize("value", ["C", "POSIX", "en_US.UTF-8", "C.UTF-8", ""])
+def test_english_server_messages_are_read(value, tmp_path: Path):
+    log = tmp_path / "postgresql.log"
+    log.write_text(RECORDED)
+    check_server_log(log, settings={**ON, "lc_messages": value}, prefix=None)
+
+
+def test_a_server_writing_its_messages_in_another_language_is_refused(tmp_path: Path):
+    # "Verbindung autorisiert" is not "connection authorized": every session would go uncounted.
+    log = tmp_path / "postgresql.log"
+    log.write_text(RECORDED)
+    with pytest.raises(Refused, match="lc_messages 'de_DE.UTF-8'.*set lc_messages = 'C'"):
+        check_server_log(log, settings={**ON, "lc_messages": "de_DE.UTF-8"}, prefix=None)
+

@@ -16,7 +16,7 @@ from loadtests.analysis.known_pools import known_pools
 from loadtests.analysis.pgbouncer_figures import unattributed
 from loadtests.sources.attribution import is_app_client
 from loadtests.sources.pool_stats import LAG_COLUMN
-from loadtests.sources.server_log import logs_sessions
+from loadtests.sources.server_log import logs_sessions, messages_language_problem
 
 logger = logging.getLogger("poolcheck.accounting")
 
@@ -58,7 +58,9 @@ def _client_log(folder: RunFolder) -> tuple[ClientLog | None, str]:
         # Without both records a session's start or end is missing: counts from such a log are not exact.
         return None, f"the server has {' and '.join(off)} off: the log cannot tell when sessions open and close"
     if log is not None and not log.sessions and not log.refusals and folder.connections and folder.connections[-1]["total"]:
-        return None, f"the server log ({log.source}) holds no connection records of the watched clients"
+        language = messages_language_problem(settings)
+        return None, f"the server log ({log.source}) holds no connection records of the watched clients" + (
+            f": {language}" if language else "")
     if log is not None:
         return log, ""
     if folder.embedded:

@@ -14,7 +14,7 @@ from loadtests.errors import Refused
 from loadtests.redact import Redactor
 from loadtests.run.proxy_process import upstream_of
 from loadtests.sources.collector import read_server_settings
-from loadtests.sources.server_log import STDERR, log_format, logs_sessions, stderr_problem
+from loadtests.sources.server_log import STDERR, log_format, logs_sessions, messages_language_problem, stderr_problem
 
 
 def read_server_limits(dsn: str) -> tuple[ServerLimits, dict[str, str]]:
@@ -68,6 +68,9 @@ def check_server_log(path: Path, *, settings: dict[str, str], prefix: str | None
     if off:
         raise Refused(f"--server-log: the server has {' and '.join(off)} off, so its log cannot tell when sessions"
                       f" open and close; turn {' and '.join(off)} on, or leave out --server-log for sampled figures")
+    language = messages_language_problem(settings)
+    if language:
+        raise Refused(f"--server-log: {language}, or leave out --server-log for sampled figures")
     if log_format(path) != STDERR or prefix is not None:
         return  # jsonlog and csvlog were checked with the options; a given prefix too
     server_prefix = settings.get("log_line_prefix")

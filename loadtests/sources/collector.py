@@ -81,7 +81,7 @@ SELECT name, setting FROM pg_settings
 WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections',
                'server_version', 'idle_session_timeout', 'idle_in_transaction_session_timeout',
                'tcp_keepalives_idle', 'log_connections', 'log_disconnections', 'log_destination',
-               'log_line_prefix')
+               'log_line_prefix', 'lc_messages')
 """
 
 _STATE_COLUMN = {

@@ -179,6 +179,21 @@ def logs_sessions(settings: dict[str, str], name: str) -> bool:
     return bool({part.strip().lower() for part in value.split(",")} & _LOGS_AUTHORIZATION)
 
 
+def messages_language_problem(settings: dict[str, str]) -> str | None:
+    """Why the log's session records cannot be recognised, or None.
+
+    The server writes "connection authorized" and "disconnection" in its
+    lc_messages language; this module reads the English (untranslated) words.
+    A setting the server did not show counts as English: the log itself is
+    checked after the run.
+    """
+    value = (settings.get("lc_messages") or "").strip()
+    if value in ("", "C", "POSIX") or value.startswith(("C.", "en")):
+        return None
+    return (f"the server writes its messages in lc_messages {value!r}, and the session records are read in"
+            " English (\"connection authorized\", \"disconnection\"): set lc_messages = 'C' on the server")
+
+
 def stderr_problem(path: Path, *, prefix: str) -> str | None:
     """Why a stderr log cannot be read with `prefix`, or None when one of its first lines matches it."""
     try:
