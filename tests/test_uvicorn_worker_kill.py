@@ -1,4 +1,4 @@
-"""`--fault worker-kill` under `--server uvicorn`: uvicorn's supervisor replaces the worker, /metrics forgets it.
+"""Workers under `--server uvicorn`: a worker killed mid-run (`--fault worker-kill`), its supervisor killed with the runner.
 
 gunicorn's `child_exit` hook drops a dead worker's gauges; uvicorn's
 supervisor has no hook, so without app/metrics.py's `forget_dead_workers` the
@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import signal
 from datetime import datetime
 
 import pytest
 
-from own_counts import RECOVERY_TOLERANCE_S, Watch, locust_failures_between, own_recovery
+from own_counts import RECOVERY_TOLERANCE_S, Watch, locust_failures_between, own_recovery, run_folder
+from loadtests.run.leftovers import clean_leftovers
+from loadtests.run.processes import wait_until
 from loadtests.sources.collector import read_connections
 
 pytestmark = pytest.mark.slow
@@ -67,3 +71,41 @@ def test_worker_kill_under_uvicorn(tmp_path):
     assert own is not None and fault["recovery_s"] == pytest.approx(own, abs=RECOVERY_TOLERANCE_S), (own, fault)
     assert fault["failures_caused"] == locust_failures_between(run.run_dir, nominal - 1, nominal + own + 1)
     assert watch.still_alive() == []
+
+
+def test_uvicorn_workers_orphaned_with_their_supervisor_are_stopped_by_the_next_run(tmp_path):
+    """The runner and uvicorn's supervisor killed at once: its spawned workers (and multiprocessing's resource
+    tracker) live on, in the supervisor's process group; the next run's clean-up finds and stops them."""
+    results = tmp_path / "results"
+    watch = Watch("--server", "uvicorn", "--workers", "2", "--max-size", "2", "--duration", "40", results_dir=results)
+    try:
+        wait_until(lambda: _load_started(results), timeout=60, what="the load of the run to kill")
+        run_dir = run_folder(results)
+        (supervisor,) = json.loads((run_dir / "manifest.json").read_text())["pids"]["uvicorn"]
+        wait_until(lambda: len(_children(watch, supervisor)) >= 3, timeout=10, what="the test's view of uvicorn's children")
+        os.kill(supervisor, signal.SIGKILL)
+        watch.runner.kill()
+    finally:
+        watch.finish(timeout=30)
+    orphans = [p for p in _children(watch, supervisor) if p.alive()]
+    try:
+        assert len(orphans) >= 3, "no orphaned worker: the case this test is for did not arise"
+        cleaned = clean_leftovers(results)
+        assert all(any(f"orphan {p.pid}" in line for line in cleaned) for p in orphans), cleaned
+        wait_until(lambda: watch.still_alive() == [], timeout=15, what="every process the run started to stop")
+    finally:
+        for process in watch.processes.values():  # whatever a failure left, by the test's own record
+            if process.alive():
+                os.kill(process.pid, signal.SIGKILL)
+
+
+def _load_started(results) -> bool:
+    run_dir = run_folder(results)
+    try:
+        return run_dir is not None and "load_started_at" in json.loads((run_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def _children(watch: Watch, pid: int) -> list:
+    return [p for p in watch.processes.values() if p.ppid == pid]
