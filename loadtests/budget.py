@@ -255,12 +255,21 @@ def _uses(budget: Budget, largest: int) -> str:
 
 @dataclass(frozen=True)
 class PoolerSettings:
-    """PgBouncer's pool settings: its pool mode and the sizes of its pools."""
+    """PgBouncer's pool settings: its pool mode, the sizes of its pools, and when it closes a server connection.
+
+    The timers are PgBouncer's own defaults, written into pgbouncer.ini and recorded in the manifest so
+    that the server side's drain is told from the settings that ran, not assumed.
+    """
 
     pool_mode: str
     default_pool_size: int
     reserve_pool_size: int
     max_client_conn: int
+    server_idle_timeout: float = 600.0  # a server connection idle this long is closed
+    server_lifetime: float = 3600.0  # one older than this is closed when it is next released
+
+    def server_timers(self) -> dict[str, float]:
+        return {"server_idle_timeout": self.server_idle_timeout, "server_lifetime": self.server_lifetime}
 
 
 @dataclass(frozen=True)
