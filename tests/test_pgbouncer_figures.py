@@ -130,3 +130,24 @@ def test_ages_and_pools_full_together_are_not_read_from_pgbouncers_server_connec
     assert "at most 0" not in line and "as the pools counted, 2 of 2 at max_size (4 connections)" in line
     drain_advice = next(a for a in summary["advice"] if a["rule"] == "drain")
     assert drain_advice["setting"] is None and "nothing to change for the server" in drain_advice["text"]
+
+
+def test_the_report_draws_pgbouncers_server_connections_as_one_band_and_the_clients_per_worker(tmp_path):
+    from loadtests.present.report import budget_rows, render_report
+
+    folder = _folder(tmp_path)
+    page = render_report(folder)
+    # The timeline's one view is PgBouncer's server connections; no view, legend or text names workers there.
+    assert "PgBouncer's server connections by state" in page and "all workers by state" not in page
+    assert "stacked by worker" not in page
+    # The clients per worker, from each pool's size, stacked in the PgBouncer chart, in the workers' colours.
+    assert page.count('"name":"worker 11: clients (its pool\'s size)"') == 1
+    assert page.count('"name":"worker 12: clients (its pool\'s size)"') == 1
+    # The ages the server shows are PgBouncer's server connections', against its timers; the drain is the clients'.
+    assert "oldest PgBouncer server connection (s)" in page and "server_idle_timeout 600 s" in page
+    assert "the pools back at min_size (PgBouncer's clients)" in page
+    assert "Behind PgBouncer the\ndrain is the app's pools' on PgBouncer's client side" in page
+    # The workers' table: connections as each pool counted them, 4 at the peak (not "-" from the server).
+    assert "connections {}as each pool counted its own".format("") in page
+    rows = {label: (value, note) for label, value, note in budget_rows(summarize(folder))}
+    assert rows["headroom"][0] == "33"  # usable 37 - server side 4, not 37 - the direct budget 9
