@@ -121,13 +121,42 @@ def largest_workers(budget: Budget, limits: ServerLimits) -> int:
     return max((limits.usable - budget.extra_clients) // per_worker, 0)
 
 
-def budget_words(*, total: int, pools_total: int, other_clients: int = 0) -> str:
+def budget_words(*, total: int, pools_total: int, other_clients: int = 0, pools_name: str = "pools") -> str:
     """The budget with its parts named, so that no second number reads as another budget:
     "budget 33 (pools 32 + 1 harness)"; the harness's collector is what is left of the extra clients."""
     harness = total - pools_total - other_clients
-    parts = [f"pools {pools_total}"] + ([f"{harness} harness"] if harness else [])
+    parts = [f"{pools_name} {pools_total}"] + ([f"{harness} harness"] if harness else [])
     parts += [f"{other_clients} other clients"] if other_clients else []
-    return f"budget {total} ({' + '.join(parts)})" if len(parts) > 1 else f"budget {total} (pools)"
+    return f"budget {total} ({' + '.join(parts)})" if len(parts) > 1 else f"budget {total} ({pools_name})"
+
+
+PGBOUNCER_SERVER_POOLS = "PgBouncer server pools"
+
+
+@dataclass(frozen=True)
+class ServerSideBudget:
+    """What may reach the server, in parts: the pools that reach it, the harness's own, other clients.
+
+    Directly the app's pools reach it; behind PgBouncer only PgBouncer's server pools do, the app's
+    pools being PgBouncer's clients. The live view and the run's last lines print this one budget.
+    """
+
+    total: int
+    pools: int
+    other_clients: int = 0
+    pools_name: str = "pools"
+
+    @classmethod
+    def of(cls, budget: dict[str, Any], pooler: dict[str, Any] | None, *, harness_clients: int) -> "ServerSideBudget":
+        """From the `as_dict()` forms (a manifest's, a summary's): `budget`, and `pooler` (PoolerBudget's) behind PgBouncer."""
+        other_clients = max(budget.get("extra_clients", 0) - harness_clients, 0)
+        if pooler:
+            return cls(pooler["server_total"], pooler["server_pools"], other_clients, PGBOUNCER_SERVER_POOLS)
+        return cls(budget["total"], budget["pools_total"], other_clients)
+
+    def words(self) -> str:
+        return budget_words(total=self.total, pools_total=self.pools, other_clients=self.other_clients,
+                            pools_name=self.pools_name)
 
 
 def explain(budget: Budget, limits: ServerLimits) -> str:
@@ -226,12 +255,21 @@ def _uses(budget: Budget, largest: int) -> str:
 
 @dataclass(frozen=True)
 class PoolerSettings:
-    """PgBouncer's pool settings: its pool mode and the sizes of its pools."""
+    """PgBouncer's pool settings: its pool mode, the sizes of its pools, and when it closes a server connection.
+
+    The timers are PgBouncer's own defaults, written into pgbouncer.ini and recorded in the manifest so
+    that the server side's drain is told from the settings that ran, not assumed.
+    """
 
     pool_mode: str
     default_pool_size: int
     reserve_pool_size: int
     max_client_conn: int
+    server_idle_timeout: float = 600.0  # a server connection idle this long is closed
+    server_lifetime: float = 3600.0  # one older than this is closed when it is next released
+
+    def server_timers(self) -> dict[str, float]:
+        return {"server_idle_timeout": self.server_idle_timeout, "server_lifetime": self.server_lifetime}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from loadtests.config import RunConfig
 from loadtests.live import state as live_state
 from loadtests.live.state import LiveState
 from loadtests.live.terminal import Progress
-from loadtests.run_folder import LOCUST_HISTORY_CSV
+from loadtests.live.web_ui import read_connection_lines, table_rows
+from loadtests.run.finish import summary_lines
+from loadtests.run_folder import LOCUST_HISTORY_CSV, MANIFEST, write_json
 
 HEADER = "Timestamp,User Count,Type,Name,Requests/s,Total Request Count,Total Failure Count\n"
 
@@ -61,3 +63,25 @@ def test_one_budget_word_per_number(tmp_path):
     with_others = Progress(tmp_path, config=config, limits=ServerLimits(max_connections=60), echo=print,
                            terminal=False).line()
     assert "budget 36 (pools 32 + 1 harness + 3 other clients)" in with_others
+
+
+def test_behind_pgbouncer_the_live_line_the_web_ui_and_the_last_line_count_one_server_side_budget(tmp_path):
+    """The live figures are the server's connections: behind PgBouncer its server pools (+ the harness), never the
+    app's pools, which are PgBouncer's clients; the same words as the run's last line."""
+    config = RunConfig(pgbouncer="transaction", pgbouncer_pool_size=4, workers=2, max_size=4, results_dir=tmp_path)
+    limits = ServerLimits(max_connections=40)
+    expected = "budget 5 (PgBouncer server pools 4 + 1 harness)"
+    line = Progress(tmp_path, config=config, limits=limits, echo=print, terminal=False).line()
+    assert f"/ {expected} / usable 37" in line
+    pooler = config.pooler_budget.as_dict(limits)
+    write_json(tmp_path / MANIFEST, {"server": limits.as_dict(), "budget": config.budget.as_dict(),
+                                     "pgbouncer": {"budget": pooler}})
+    web = read_connection_lines(tmp_path)
+    assert (web.budget, web.pools, web.budget_text()) == (5, 4, expected)
+    assert {"figure": "of which the PgBouncer server pools", "value": "4"} in table_rows(LiveState(tmp_path), web)
+    assert f"({expected}, usable 37" in summary_lines({
+        "budget": config.budget.as_dict(), "server": limits.as_dict(),
+        "pgbouncer": {"budget": pooler, "peak_clients": 8, "peak_clients_waiting": 0, "max_wait_s": 0.0,
+                      "peak_server_connections": 4},
+        "peak_connections": 4, "errors_by_class": {}, "verdict": "pass", "reasons": [],
+        "requests": {"total": 1, "failures": 0, "rps": 1.0, "p50_ms": 1, "p95_ms": 1, "p99_ms": 1}})[0]

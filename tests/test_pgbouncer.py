@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -128,3 +130,61 @@ def test_pgbouncer_stopped_and_no_password_kept(run_through_pgbouncer) -> None:
     ini = (run.run_dir / "pgbouncer.ini").read_text()
     assert "password" not in ini.lower()
     assert not any(p.name.startswith("userlist") for p in run.run_dir.rglob("*"))
+
+
+def _own_clients(run_dir: Path) -> list[tuple[float, int]]:
+    """The test's own reading of pgbouncer_pools.csv: (epoch, cl_active + cl_waiting summed over the pools)."""
+    clients: dict[str, int] = {}
+    with open(run_dir / "pgbouncer_pools.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            clients[row["timestamp"]] = clients.get(row["timestamp"], 0) + int(row["cl_active"]) + int(row["cl_waiting"])
+    return sorted((datetime.fromisoformat(stamp).timestamp(), n) for stamp, n in clients.items())
+
+
+def _at(steps: list[tuple[float, int]], moment: float) -> int:
+    return [n for t, n in steps if t <= moment][-1]
+
+
+def test_the_figures_behind_pgbouncer_are_its_clients_and_its_own(run_through_pgbouncer) -> None:
+    """Drain, load spread and the live line read the app's pools where they are (PgBouncer's clients), never
+    PgBouncer's server connections as if they were the workers'; checked against the test's own counts."""
+    from own_counts import log_sessions
+
+    run = run_through_pgbouncer
+    summary = run.json("summary.json")
+    drain = summary["lifecycle"]["drain"]
+    burst = drain["bursts"][0]
+    start = json.loads((run.run_dir / "locust_load.json").read_text())["started_at_epoch"]
+    phase = next(p for p in run.json("manifest.json")["shape"] if p["phase"] == "burst")
+    burst_start, burst_end = start + phase["start_s"], start + phase["end_s"]
+    quiet_end = burst_end + burst["quiet_s"]
+    clients = _own_clients(run.run_dir)
+    # The pools' connections at the burst's peak and at the quiet phase's end, as SHOW POOLS counted its clients.
+    assert burst["peak_total"] == max(n for t, n in clients if burst_start <= t <= burst_end) > 5
+    assert burst["left_at_quiet_end"] == _at(clients, quiet_end)
+    # Per worker, from the pools' own sizes (their /metrics), never 0 as the server's side would say.
+    sizes: dict[str, int] = {}
+    with open(run.run_dir / "pool_stats.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            sizes[row["pid"]] = max(sizes.get(row["pid"], 0), int(float(row["pool_size"])))
+    assert burst["peak_per_worker"] == max(sizes.values()) > 1
+    production = drain["production"]
+    assert production["peak_per_worker"] == burst["peak_per_worker"]
+    assert production["extra_per_worker"] == burst["peak_per_worker"] - 1  # min_size 1
+    # The server side: PgBouncer's server connections (the server log, read here), closed by its own timer.
+    server = [s for s in log_sessions(run.run_dir) if s.user == "app"]
+    open_at_quiet_end = sum(1 for s in server if s.start <= quiet_end and (s.end is None or s.end > quiet_end))
+    assert burst["server_side"]["left_at_quiet_end"] == open_at_quiet_end >= 1
+    assert "server_idle_timeout = 600" in (run.run_dir / "pgbouncer.ini").read_text()
+    assert burst["server_side"]["drain"].startswith(
+        f"not measured behind PgBouncer: the {burst['quiet_s']:g} s quiet phase is shorter than server_idle_timeout 600 s")
+    line = next(line for line in run.stdout.splitlines() if line.startswith("drain after burst 1"))
+    assert line.startswith("drain after burst 1 (PgBouncer's clients):") and "in 0 s (predicted 0 s" not in line
+    # Pools full together: the pools' count only; the server names no worker.
+    assert summary["load_spread"]["workers_full_together_max"] is None
+    spread = next(line for line in run.stdout.splitlines() if line.startswith("load spread"))
+    assert "at most 0 of" not in spread and "as the pools counted" in spread
+    # The live line: the server side's budget, the same as the last line's; never the app's pools (2 x 8 + 1).
+    progress = [line for line in run.stdout.splitlines() if line.startswith("[") and "budget" in line]
+    assert progress and all("/ budget 6 (PgBouncer server pools 5 + 1 harness) / usable 9" in line for line in progress)
+    assert "(budget 6 (PgBouncer server pools 5 + 1 harness), usable 9" in run.stdout

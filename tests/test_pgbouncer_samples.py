@@ -1,6 +1,6 @@
 """SHOW POOLS rows summed per sample: a sample written twice counts once."""
 
-from loadtests.analysis.pgbouncer_figures import _sum_by_sample
+from loadtests.analysis.pgbouncer_figures import sum_by_sample
 
 
 def _row(timestamp, *, user="app", active=6):
@@ -11,10 +11,10 @@ def _row(timestamp, *, user="app", active=6):
 def test_a_sample_written_twice_in_the_same_millisecond_counts_once():
     # As recorded by a real session-mode run: two identical rows at 01:44:25.818
     rows = [_row("t1"), _row("t2"), _row("t2"), _row("t3")]
-    assert [int(sample["clients"]) for _, sample in _sum_by_sample(rows)] == [6, 6, 6]
+    assert [int(sample["clients"]) for _, sample in sum_by_sample(rows)] == [6, 6, 6]
 
 
 def test_several_pools_of_one_sample_add_up():
     rows = [_row("t1", user="app", active=4), _row("t1", user="other", active=2)]
-    (_, sample), = _sum_by_sample(rows)
+    (_, sample), = sum_by_sample(rows)
     assert (sample["clients"], sample["server"]) == (6, 6)

@@ -66,7 +66,7 @@ def test_per_worker_peaks_are_not_attributed_and_the_last_lines_show_pgbouncer(s
     assert f"peak {WORKERS * POOL} server connections of default_pool_size 10 + reserve_pool_size 0" in line
     assert "(server side 11 of 17 usable)" in line  # 10 + the collector; 20 - 3 superuser_reserved
     first = next(line for line in run.stdout.splitlines() if line.startswith("peak "))
-    assert "budget 11 (pools 10 + 1 harness)" in first  # the server's side, not 2 x 3 direct
+    assert "budget 11 (PgBouncer server pools 10 + 1 harness)" in first  # the server's side, not 2 x 3 direct
 
 
 def test_psycopg_prepare_threshold_fails_under_transaction_pooling(tmp_path) -> None:

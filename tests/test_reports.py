@@ -251,7 +251,8 @@ def test_live_view_over_http_and_in_a_browser(tmp_path: Path, browser):
         assert status == 200 and "/poolcheck/plotly.js" in page and "cdn" not in page.lower()
         first = json.loads(_get(data_url)[1])
         assert first["limits"] == {"budget": 2 * 3 + 1, "usable": 37, "max_connections": 40, "pools": 6,
-                                   "other_clients": 0, "budget_text": "budget 7 (pools 6 + 1 harness)"}
+                                   "other_clients": 0, "pools_name": "pools",
+                                   "budget_text": "budget 7 (pools 6 + 1 harness)"}
         wait_until(lambda: json.loads(_get(data_url)[1])["samples"]["t"][-1] > first["samples"]["t"][-1] + 1,
                    timeout=10, what="new samples in the live view")
         live = json.loads(_get(data_url)[1])

@@ -22,6 +22,9 @@ def load_spread(
     """summary.json's `load_spread`: each worker's share of the requests, and how many pools were full together."""
     budget = summary["budget"]
     workers = budget["hosts"] * budget["workers"]
+    # Behind PgBouncer the server's connections are PgBouncer's, each named after the last client it
+    # served: counting them per worker would say 0 pools full. Only the pools' own count holds.
+    pooled = bool(summary.get("pgbouncer"))
     full = budget.get("per_worker", max_size)
     served = _requests_by_worker(summary)
     total = sum(served.values())
@@ -37,11 +40,16 @@ def load_spread(
         # 1.0: every worker served the same number of requests; 0: one of them served none.
         "evenness": round(low / high, 3) if low is not None and high else None,
         "full_pool": full,
-        "workers_full_together_max": _full_together(rows, app_prefix=app_prefix, full=full),
+        "workers_full_together_max": None if pooled else _full_together(rows, app_prefix=app_prefix, full=full),
+        **({"workers_full_together_note": NOT_ON_THE_SERVER} if pooled else {}),
         # The same from the pools' own counters (pool_stats.csv): pool_size == pool_max in one scrape.
         # With several hosts, a host's scrape holds its own workers only.
         **_pools_full_together(pool_rows, workers=budget["workers"]),
     }
+
+
+NOT_ON_THE_SERVER = ("not measured behind PgBouncer: the server's connections are PgBouncer's server connections,"
+                     " never a worker's; the pools' own count (pools_full_together_max) says how many were full")
 
 
 def _requests_by_worker(summary: dict[str, Any]) -> dict[str, int]:
@@ -85,17 +93,27 @@ def spread_line(spread: dict[str, Any] | None) -> str | None:
     """The terminal's line about the load's spread; None when the run scraped no pool counters."""
     if not spread or spread.get("evenness") is None:
         return None
-    return (
+    parts = [
         f"load spread over {spread['workers']} workers: {spread['share_min'] * 100:.0f} % to"
-        f" {spread['share_max'] * 100:.0f} % of the requests each (evenness {spread['evenness']:.2f});"
-        f" at most {spread['workers_full_together_max']} of {spread['workers']} pools full"
-        f" ({spread['full_pool']} connections) at the same moment"
-        + _pools_clause(spread)
-    )
+        f" {spread['share_max'] * 100:.0f} % of the requests each (evenness {spread['evenness']:.2f})",
+        _server_clause(spread),
+        _pools_clause(spread),
+    ]
+    return "; ".join(part for part in parts if part)
+
+
+def _server_clause(spread: dict[str, Any]) -> str:
+    if spread.get("workers_full_together_max") is None:  # behind PgBouncer: the server names no worker
+        return ""
+    return (f"at most {spread['workers_full_together_max']} of {spread['workers']} pools full"
+            f" ({spread['full_pool']} connections) at the same moment")
 
 
 def _pools_clause(spread: dict[str, Any]) -> str:
     most = spread.get("pools_full_together_max")
     if most is None:
         return ""
-    return f"; as the pools counted, {most} of {spread['workers']} at max_size in one scrape"
+    if spread.get("workers_full_together_max") is None:
+        return (f"as the pools counted, {most} of {spread['workers']} at max_size ({spread['full_pool']} connections)"
+                " in one scrape (PgBouncer's clients; the server's connections are PgBouncer's, not counted per worker)")
+    return f"as the pools counted, {most} of {spread['workers']} at max_size in one scrape"

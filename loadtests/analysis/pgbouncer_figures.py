@@ -26,7 +26,7 @@ class PoolerSeries:
     maxwait_s: list[float] = field(default_factory=list)
 
 
-def _sum_by_sample(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
+def sum_by_sample(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
     """One entry per sample (its timestamp): the counts summed over the database/user pools."""
     samples: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     # One row per pool and sample: the sampler can write a sample twice within the same millisecond
@@ -44,7 +44,7 @@ def _sum_by_sample(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, floa
 
 def pooler_series(folder: RunFolder, *, t0: float) -> PoolerSeries:
     out = PoolerSeries()
-    for timestamp, sample in _sum_by_sample(folder.pgbouncer_pools):
+    for timestamp, sample in sum_by_sample(folder.pgbouncer_pools):
         out.t.append(round(epoch(timestamp) - t0, 3))
         out.clients.append(int(sample["clients"]))
         out.waiting.append(int(sample["waiting"]))
@@ -58,7 +58,7 @@ def pgbouncer_section(folder: RunFolder) -> dict[str, Any] | None:
     recorded = folder.manifest.get("pgbouncer")
     if not recorded:
         return None
-    samples = _sum_by_sample(folder.pgbouncer_pools)
+    samples = sum_by_sample(folder.pgbouncer_pools)
     peak = {name: max((s[name] for _, s in samples), default=0) for name in ("clients", "waiting", "sv_active", "server")}
     budget = recorded.get("budget", {})
     return {

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from loadtests.analysis import lifecycle
+from loadtests.analysis import lifecycle, pooler_lifecycle
 from loadtests.analysis.exact_counts import ClientLog, exact_figures, read_client_log, unavailable
 from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.known_pools import known_pools
 from loadtests.analysis.pgbouncer_figures import unattributed
+from loadtests.run_folder import PGBOUNCER
 from loadtests.sources.attribution import is_app_client
 from loadtests.sources.pool_stats import LAG_COLUMN
 from loadtests.sources.server_log import logs_sessions, messages_language_problem
@@ -126,7 +127,7 @@ def lifecycle_figures(folder: RunFolder, *, log: ClientLog | None) -> dict[str, 
     app_prefix = folder.app_prefix
     sessions = log.sessions if log else None
     return {
-        "ages": lifecycle.age_figures(
+        "ages": _pooler_ages(folder, log=log) if _behind_pgbouncer(folder) else lifecycle.age_figures(
             sessions=[s for s in sessions if is_app_client(s.client, app_prefix)] if sessions is not None else None,
             log_end=log.ends_at if log else None,
             rows=folder.connections,
@@ -139,12 +140,39 @@ def lifecycle_figures(folder: RunFolder, *, log: ClientLog | None) -> dict[str, 
     }
 
 
+def _behind_pgbouncer(folder: RunFolder) -> bool:
+    return bool(folder.manifest.get("pgbouncer"))
+
+
+def _pooler_ages(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
+    server = [s for s in log.sessions if s.client == PGBOUNCER] if log else None
+    aged = lifecycle.session_ages(server, log_end=log.ends_at) if log and server is not None else []
+    return pooler_lifecycle.pooler_ages(
+        server_sessions_oldest_s=aged[0][0] if aged else None, rows=folder.connections,
+        max_lifetime=known_pools(folder.manifest).max_lifetime,
+        server_lifetime=pooler_lifecycle.server_timers(folder.manifest)[1],
+        source="server log" if log else "samples",
+    )
+
+
+def _server_steps(rows: list[dict[str, Any]], log: ClientLog | None) -> lifecycle.Steps:
+    """PgBouncer's server connections: the server log's sessions, else the collector's samples."""
+    if log is not None:
+        return lifecycle.exact_steps(log.sessions, keep=lambda client: client == PGBOUNCER)
+    return lifecycle.sampled_steps(rows, keep=lambda client: client == PGBOUNCER)
+
+
 def _drain(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
     manifest, rows, app_prefix, origin = folder.manifest, folder.connections, folder.app_prefix, folder.clock_origin
     config, known = manifest["config"], known_pools(manifest)
     load_start = folder.load_start
-    total, per_worker, source = _app_steps(rows, log, app_prefix)
-    active = lifecycle.sampled_steps(rows, keep=lambda a: is_app_client(a, app_prefix), states=("active",))
+    pooled = _behind_pgbouncer(folder)
+    if pooled:  # the server's connections are PgBouncer's: the pools drain on its client side
+        total, per_worker, active, source = pooler_lifecycle.app_side(folder)
+        server, (idle_timeout, server_lifetime) = _server_steps(rows, log), pooler_lifecycle.server_timers(manifest)
+    else:
+        total, per_worker, source = _app_steps(rows, log, app_prefix)
+        active = lifecycle.sampled_steps(rows, keep=lambda a: is_app_client(a, app_prefix), states=("active",))
     # A SQLAlchemy engine drains to pool_size at once (its overflow closes on return) and never below.
     engine = config.get("pool_kind") == "sqlalchemy" and config.get("pool_size") is not None
     floor = config["pool_size"] if engine else known.per_worker_min
@@ -157,21 +185,31 @@ def _drain(folder: RunFolder, *, log: ClientLog | None) -> dict[str, Any]:
             window, total=total, per_worker=per_worker, active=active, quiet_users=config["baseline_users"],
             target=target, min_size=floor, max_idle=max_idle,
         )
+        if pooled:
+            figures["server_side"] = pooler_lifecycle.server_side_after(
+                window, server=server, quiet_s=figures["quiet_s"], server_idle_timeout=idle_timeout)
         bursts.append({"burst_end_s": None if origin is None else round(window[1] - origin, 3), **figures})
     peak_per_worker = max((b["peak_per_worker"] for b in bursts), default=0)
     if engine:
         production = lifecycle.engine_production_drain(peak_per_worker=peak_per_worker, pool_size=floor)
-        return {"source": source, "max_idle_s": None, "rule": production["rule"], "bursts": bursts, "production": production}
-    # The sample app's production max_idle is --prod-max-idle; an app of your own's is what its pools declare.
-    prod_max_idle = config.get("prod_max_idle", lifecycle.DEFAULT_PROD_MAX_IDLE) if app_prefix else known.drain_idle
-    production = lifecycle.production_drain(
-        peak_per_worker=peak_per_worker,
-        min_size=known.per_worker_min,
-        max_size=known.per_worker_max,
-        prod_max_idle=prod_max_idle,
-    )
-    return {"source": source, "max_idle_s": known.drain_idle, "rule": "one unused connection closed per max_idle",
-            "bursts": bursts, "production": production}
+        drain = {"source": source, "max_idle_s": None, "rule": production["rule"], "bursts": bursts,
+                 "production": production}
+    else:
+        # The sample app's production max_idle is --prod-max-idle; an app of your own's is what its pools declare.
+        prod_max_idle = config.get("prod_max_idle", lifecycle.DEFAULT_PROD_MAX_IDLE) if app_prefix else known.drain_idle
+        production = lifecycle.production_drain(
+            peak_per_worker=peak_per_worker,
+            min_size=known.per_worker_min,
+            max_size=known.per_worker_max,
+            prod_max_idle=prod_max_idle,
+        )
+        drain = {"source": source, "max_idle_s": known.drain_idle, "rule": "one unused connection closed per max_idle",
+                 "bursts": bursts, "production": production}
+    if pooled:
+        # The pools' rule closes PgBouncer's clients; the server side drains by PgBouncer's own timer.
+        production["server_side"] = pooler_lifecycle.production_server_side(idle_timeout, server_lifetime)
+        drain.update(behind_pgbouncer=True, server_idle_timeout_s=idle_timeout, server_lifetime_s=server_lifetime)
+    return drain
 
 
 def _app_steps(rows: list[dict[str, Any]], log: ClientLog | None, app_prefix: str) -> tuple[lifecycle.Steps, dict[str, lifecycle.Steps], str]:
@@ -226,7 +264,7 @@ def _lifecycle_lines(section: dict[str, Any]) -> list[str]:
             " psycopg retires a connection only when it comes back to the pool"
         )
     drain = section.get("drain", {})
-    lines += [_burst_line(i, b) for i, b in enumerate(drain.get("bursts", []), start=1)]
+    lines += [_burst_line(i, b) + _server_side_clause(b) for i, b in enumerate(drain.get("bursts", []), start=1)]
     production = drain.get("production")
     if production and production.get("kept_per_worker"):
         lines.append(
@@ -239,8 +277,10 @@ def _lifecycle_lines(section: dict[str, Any]) -> list[str]:
     elif production and production["extra_per_worker"]:
         lines.append(
             f"drain in production (max_idle {production['max_idle_s']:g} s): the {production['extra_per_worker']}"
-            f" connections per worker above min_size take about {production['predicted_drain']} to close,"
+            f" connections per worker above min_size{_CLIENTS if 'server_side' in production else ''}"
+            f" take about {production['predicted_drain']} to close,"
             f" one per max_idle (at max_size: {production['worst_case_drain']})"
+            + (f"; the server side: {production['server_side']}" if "server_side" in production else "")
         )
     orphans = section.get("orphans", {})
     if orphans.get("workers"):
@@ -249,7 +289,22 @@ def _lifecycle_lines(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+_CLIENTS = " (PgBouncer's clients)"
+
+
+def _server_side_clause(burst: dict[str, Any]) -> str:
+    """Behind PgBouncer: its server connections over the burst, and what closes them (its timer, not the pools)."""
+    side = burst.get("server_side")
+    if not side:
+        return ""
+    return (f"; server side: PgBouncer's {side['peak']} server connections at the burst's peak,"
+            f" {side['left_at_quiet_end']} at the quiet phase's end, drain {side['drain']}")
+
+
 def _burst_line(number: int, burst: dict[str, Any]) -> str:
+    if burst.get("server_side"):  # behind PgBouncer the pools' connections are its clients
+        return _burst_line(number, {**burst, "server_side": None}).replace(
+            f"drain after burst {number}:", f"drain after burst {number}{_CLIENTS}:", 1)
     if burst["predicted_s"] is None:
         rule = "predicted: not known, the pools' min_size or max_idle was not declared"
     else:

@@ -232,7 +232,8 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         "requests": requests,
         "bursts": run_burst_figures(folder),
         "errors_by_class": errors,
-        "faults": fault_figures(folder, pools_total=budget["pools_total"]),
+        # Connections back within budget: the server's, so behind PgBouncer within its server pools.
+        "faults": fault_figures(folder, pools_total=server_side["server_pools"] if server_side else budget["pools_total"]),
         **accounting,
         **({"pgbouncer": pooler} if pooler else {}),
         "sample_interval_s": config["sample_interval"],

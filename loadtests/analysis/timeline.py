@@ -225,6 +225,20 @@ def pool_stats(folder: RunFolder, *, t0: float) -> dict[str, dict[str, tuple[lis
     return out
 
 
+def pool_sizes(folder: RunFolder, *, t0: float) -> dict[str, tuple[list[float], list[int]]]:
+    """Each worker's pool size (its connections open) as scraped, by worker label.
+
+    Behind PgBouncer these are the worker's connections to PgBouncer, its clients: the only per-worker
+    count there is, the server's connections being PgBouncer's.
+    """
+    out: dict[str, tuple[list[float], list[int]]] = {}
+    for row in folder.pool_stats:
+        ts, values = out.setdefault(f"worker {row['pid']}", ([], []))
+        ts.append(round(epoch(row["timestamp"]) - t0, 3))
+        values.append(int(row["pool_size"]))
+    return out
+
+
 @dataclass
 class RunSeries:
     """A finished run's records and its series on the load's axis, read once from its folder."""

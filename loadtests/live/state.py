@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests.budget import budget_words
+from loadtests.budget import ServerSideBudget, budget_words
 from loadtests.failure_classes import OTHER
 from loadtests.run_folder import CONNECTIONS_CSV, FAILURES_BY_SECOND_CSV, LOCUST_HISTORY_CSV
 from loadtests.sources.collector import STATE_GROUPS
@@ -23,7 +23,8 @@ from loadtests.sources.csv_tail import CsvFollower
 class ConnectionLines:
     """The limits a live view measures connections against: the budget, usable, max_connections.
 
-    `pools` is the part of the budget the app's pools may hold (None: not known).
+    `pools` is the part of the budget the pools that reach the server may hold (None: not known):
+    the app's, or behind PgBouncer its server pools (`pools_name` says which).
     """
 
     budget: int
@@ -31,11 +32,18 @@ class ConnectionLines:
     max_connections: int
     pools: int | None = None
     other_clients: int = 0
+    pools_name: str = "pools"
+
+    @classmethod
+    def of(cls, side: ServerSideBudget, *, usable: int, max_connections: int) -> "ConnectionLines":
+        return cls(side.total, usable, max_connections, pools=side.pools, other_clients=side.other_clients,
+                   pools_name=side.pools_name)
 
     def budget_text(self) -> str:
         if self.pools is None:
             return f"budget {self.budget}"
-        return budget_words(total=self.budget, pools_total=self.pools, other_clients=self.other_clients)
+        return budget_words(total=self.budget, pools_total=self.pools, other_clients=self.other_clients,
+                            pools_name=self.pools_name)
 
 
 STALE_AFTER_S = 3.0  # Locust writes a history row every second while it runs

@@ -17,7 +17,8 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from loadtests.budget import ServerLimits
+from loadtests.budget import ServerLimits, ServerSideBudget
+from loadtests.config_views import COLLECTOR_CLIENTS
 from loadtests.live.state import ConnectionLines, LiveState
 from loadtests.shapes import stage_at
 
@@ -40,8 +41,11 @@ class Progress:
         closes_after_s: float = 0.0,
     ) -> None:
         self.config = config
-        self.limits = ConnectionLines(config.budget.total, limits.usable, limits.max_connections,
-                                      pools=config.budget.pools_total, other_clients=config.other_clients)
+        # The connections it counts are the server's: behind PgBouncer, PgBouncer's server pools are their budget.
+        pooler = config.pooler_budget
+        side = ServerSideBudget.of(config.budget.as_dict(), pooler.as_dict(limits) if pooler else None,
+                                   harness_clients=COLLECTOR_CLIENTS)
+        self.limits = ConnectionLines.of(side, usable=limits.usable, max_connections=limits.max_connections)
         self.closes_after_s = closes_after_s  # the web UI stays up this long after the shape's end
         self.echo = echo
         self.state = LiveState(run_dir)

@@ -18,6 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from loadtests.budget import ServerSideBudget
+from loadtests.config_views import COLLECTOR_CLIENTS
 from loadtests.live.state import ConnectionLines, LiveState
 from loadtests.present.pages import render
 from loadtests.run_folder import MANIFEST, read_json
@@ -35,9 +37,11 @@ def read_connection_lines(run_dir: Path) -> ConnectionLines | None:
         manifest = read_json(run_dir / MANIFEST)
     except (OSError, ValueError):
         return None
-    server, budget = manifest["server"], manifest["budget"]
-    return ConnectionLines(budget["total"], server["usable"], server["max_connections"], pools=budget.get("pools_total"),
-                           other_clients=int(manifest.get("config", {}).get("other_clients") or 0))
+    server = manifest["server"]
+    # Behind PgBouncer (recorded before Locust starts) the server's connections are its server pools'.
+    pooler = (manifest.get("pgbouncer") or {}).get("budget")
+    side = ServerSideBudget.of(manifest["budget"], pooler, harness_clients=COLLECTOR_CLIENTS)
+    return ConnectionLines.of(side, usable=server["usable"], max_connections=server["max_connections"])
 
 
 class CloseDown:
@@ -67,7 +71,7 @@ def table_rows(state: LiveState, limits: ConnectionLines | None, *, closes_in_s:
     if limits is not None:
         rows += [("budget", limits.budget)]
         if limits.pools is not None:
-            rows += [("of which the pools", limits.pools), ("of which the harness and other clients", limits.budget - limits.pools)]
+            rows += [(f"of which the {limits.pools_name}", limits.pools), ("of which the harness and other clients", limits.budget - limits.pools)]
         rows += [("usable", limits.usable), ("max_connections", limits.max_connections)]
     last = state.samples[-1] if state.samples else {}
     rows += [(f"now {name}", last.get(name, 0)) for name in ("active", "idle in transaction", "idle")]

@@ -17,6 +17,9 @@ STATE_COLORS = {"active": "#d62728", "idle in transaction": "#ff7f0e", "idle": "
 PERCENTILE_COLORS = {"p50": "#1f77b4", "p95": "#ff7f0e", "p99": "#d62728"}
 _BURST_FILL = "rgba(255, 165, 0, 0.12)"
 _TIME_AXIS = "seconds since the load started"
+ALL_STATES = "all workers by state"
+# Behind PgBouncer every server connection is PgBouncer's: one band, named so, never "workers".
+PGBOUNCER_STATES = "PgBouncer's server connections by state"
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ def _rate(x: list[float], y: list[Any], name: str, **kwargs: Any) -> go.Scatter:
     return _step(x, y, name, line={"shape": "vh", **kwargs.pop("line", {})}, **kwargs)
 
 
-def _connection_traces(conn: Connections, colors: dict[str, str]) -> tuple[list[go.Scatter], list[list[bool]], list[str]]:
+def _connection_traces(conn: Connections, colors: dict[str, str],
+                       states_label: str = ALL_STATES) -> tuple[list[go.Scatter], list[list[bool]], list[str]]:
     """Traces of every view (all by state, stacked by worker, one worker by state) and which each view shows."""
     traces: list[go.Scatter] = []
     views: list[tuple[str, list[int]]] = []
@@ -92,7 +96,7 @@ def _connection_traces(conn: Connections, colors: dict[str, str]) -> tuple[list[
                                 legendgroup=name if by_worker else view, visible=visible))
         views.append((view, list(range(start, len(traces)))))
 
-    add("all workers by state", conn.states, STATE_COLORS, True)
+    add(states_label, conn.states, STATE_COLORS, True)
     if conn.workers:
         add("stacked by worker", conn.workers, colors, False, by_worker=True)
     for worker, states in conn.worker_states.items():
@@ -115,7 +119,7 @@ def _view_menu(visibility: list[list[bool]], names: list[str], *, always: int,
 
 def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: Marks,
              worker_colors: dict[str, str] | None = None, worker_limit: LimitLine | None = None,
-             worker_views: Collection[str] = ()) -> go.Figure:
+             worker_views: Collection[str] = (), states_label: str = ALL_STATES) -> go.Figure:
     """Connections by state (or by worker) against the limits, and the load on the same axis.
 
     `worker_colors`: each worker's colour by its label, the same on every chart of the page.
@@ -124,7 +128,7 @@ def timeline(conn: Connections, load: Load, *, limits: list[LimitLine], marks: M
     """
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06,
                            specs=[[{}], [{"secondary_y": True}]])
-    traces, visibility, names = _connection_traces(conn, worker_colors or {})
+    traces, visibility, names = _connection_traces(conn, worker_colors or {}, states_label)
     for trace in traces:
         figure.add_trace(trace, row=1, col=1)
     figure.add_trace(_rate(load.rate_t, load.rps, "requests/s", line={"color": "#1f77b4"}), row=2, col=1)
@@ -166,9 +170,20 @@ def _worker_layouts(figure: go.Figure, names: list[str], *, limits: list[LimitLi
                    "annotations": own[1] if name in worker_views else everything[1]} for name in names}
 
 
-def pgbouncer(conn: Connections, pooler: PoolerSeries, *, limits: list[LimitLine], marks: Marks) -> go.Figure:
-    """Behind PgBouncer: the app's connections to it and its server connections, on the server's time axis."""
+def pgbouncer(conn: Connections, pooler: PoolerSeries, *, limits: list[LimitLine], marks: Marks,
+              clients_by_worker: dict[str, tuple[list[float], list[int]]] | None = None,
+              worker_colors: dict[str, str] | None = None) -> go.Figure:
+    """Behind PgBouncer: the app's connections to it and its server connections, on the server's time axis.
+
+    `clients_by_worker`: each worker's pool size from its /metrics (its connections to PgBouncer),
+    stacked under SHOW POOLS' count of the same clients.
+    """
     figure = go.Figure()
+    colors = worker_colors or {}
+    for worker, (t, sizes) in (clients_by_worker or {}).items():
+        color = {"color": colors[worker]} if worker in colors else {}
+        figure.add_trace(_step(t, sizes, f"{worker}: clients (its pool's size)", stackgroup="clients by worker",
+                               line={"width": 0.5, **color}))
     figure.add_trace(_step(pooler.t, pooler.clients, "PgBouncer clients (the app's connections)", line={"color": "#1f77b4"}))
     figure.add_trace(_step(pooler.t, pooler.waiting, "clients waiting (cl_waiting)", line={"color": "#d62728", "dash": "dot"}))
     figure.add_trace(_step(pooler.t, pooler.server, "PgBouncer's server connections (SHOW POOLS)", line={"color": "#2ca02c"}))
@@ -228,27 +243,47 @@ def pool(stats: dict[str, dict[str, tuple[list[float], list[float]]]], *, marks:
     return _layout(figure, title="Pool figures", height=max(260 * len(names), 360))
 
 
+@dataclass(frozen=True)
+class LifecycleWords:
+    """The lifecycle chart's names: the server's connections' ages, the limits they are held against, the drain."""
+
+    oldest: str = "oldest connection age (s)"
+    idle: str = "longest idle (s)"
+    lifetime: str = "max_lifetime"
+    idle_limit: str = "max_idle"
+    drained: str = "connections back at min_size"
+
+
+# Behind PgBouncer the server's connections are PgBouncer's: their ages meet its timers, not the pools'.
+PGBOUNCER_LIFECYCLE = LifecycleWords(
+    oldest="oldest PgBouncer server connection (s)", idle="longest idle PgBouncer server connection (s)",
+    lifetime="server_lifetime", idle_limit="server_idle_timeout",
+    drained="the pools back at min_size (PgBouncer's clients)",
+)
+
+
 def lifecycle(conn: Connections, drains: list[dict[str, Any]], *, max_lifetime: float | None,
-              max_idle: float | None, marks: Marks) -> go.Figure:
+              max_idle: float | None, marks: Marks, words: LifecycleWords = LifecycleWords()) -> go.Figure:
     """Connection ages against max_lifetime and max_idle, and when the connections were back at
     min_size after each burst (the summary's drain, `drains` with each burst's end on the load's axis)."""
     figure = go.Figure()
-    figure.add_trace(_step(conn.t, conn.oldest_backend_s, "oldest connection age (s)", line={"color": "#1f77b4"}))
-    figure.add_trace(_step(conn.t, conn.oldest_idle_s, "longest idle (s)", line={"color": "#2ca02c"}))
+    figure.add_trace(_step(conn.t, conn.oldest_backend_s, words.oldest, line={"color": "#1f77b4"}))
+    figure.add_trace(_step(conn.t, conn.oldest_idle_s, words.idle, line={"color": "#2ca02c"}))
     drained = [d for d in drains if d["drain_s"] is not None]
     figure.add_trace(go.Scatter(
         x=[d["burst_end_load_s"] + d["drain_s"] for d in drained], y=[0] * len(drained), mode="markers+text",
-        name="connections back at min_size", text=[f"{d['drain_s']:g} s" for d in drained],
+        name=words.drained, text=[f"{d['drain_s']:g} s" for d in drained],
         textposition="top center", marker={"symbol": "triangle-up", "size": 11, "color": "#d62728"},
     ))
     top = max(conn.oldest_backend_s, default=0.0)
-    for label, value, color in (("max_lifetime", max_lifetime, "#1f77b4"), ("max_idle", max_idle, "#2ca02c")):
+    for label, value, color in ((words.lifetime, max_lifetime, "#1f77b4"), (words.idle_limit, max_idle, "#2ca02c")):
         if value and value <= 1.5 * top:  # a limit far above every age would flatten the chart; the title says it
             figure.add_hline(y=value, line_color=color, line_dash="dash", annotation_text=f"{label} {value:g} s")
     _mark(figure, marks, rows=1)
     figure.update_yaxes(title_text="seconds", rangemode="tozero")
     figure.update_xaxes(title_text=_TIME_AXIS)
-    title = f"Connection age (max_lifetime {_seconds(max_lifetime)}, max_idle {_seconds(max_idle)}) and drain after bursts"
+    title = (f"Connection age ({words.lifetime} {_seconds(max_lifetime)}, {words.idle_limit} {_seconds(max_idle)})"
+             " and drain after bursts")
     return _layout(figure, title=title, height=360)
 
 

@@ -20,7 +20,8 @@ from loadtests.analysis.folder import RunFolder
 from loadtests.analysis.pgbouncer_figures import pooler_series
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.summary import burst_drains, exact_peak
-from loadtests.analysis.timeline import RunSeries, burst_phases, failures_by_class, fault_marks, pool_stats, read_series
+from loadtests.analysis.timeline import (RunSeries, burst_phases, failures_by_class, fault_marks, pool_sizes,
+                                        pool_stats, read_series)
 from loadtests.analysis.known_pools import known_pools
 from loadtests.analysis.load_spread import spread_line
 from loadtests.budget import budget_sentence
@@ -94,8 +95,10 @@ def _charts(run: RunSeries, drains: list[dict[str, Any]], *, colors: dict[str, s
     """Every chart that has something to draw: a chart without a point is left out, the page says why."""
     config = run.manifest["config"]
     marks = charts.Marks(tuple(burst_phases(run.manifest)), tuple(fault_marks(run.folder, t0=run.t0)))
+    pooled = _behind_pgbouncer(run.summary)
     figures = [
         ("timeline", charts.timeline(run.connections, run.load, limits=limit_lines(run.summary), marks=marks,
+                                     states_label=charts.PGBOUNCER_STATES if pooled else charts.ALL_STATES,
                                      worker_colors=colors, worker_limit=worker_limit_line(run.summary),
                                      worker_views=[w for w in run.connections.worker_states if not w.startswith(OTHER_PREFIX)])),
         ("latency", charts.latency(run.load, marks=marks)),
@@ -103,19 +106,38 @@ def _charts(run: RunSeries, drains: list[dict[str, Any]], *, colors: dict[str, s
     if run.summary["requests"]["failures"]:
         figures.append(("failures", charts.failures(failures_by_class(run.folder, t0=run.t0), run.load, marks=marks)))
     if run.folder.pgbouncer_pools:
+        # Each worker's pool size: its connections to PgBouncer, PgBouncer's clients by worker.
+        clients = pool_sizes(run.folder, t0=run.t0)
         figures.append(("pgbouncer", charts.pgbouncer(run.connections, pooler_series(run.folder, t0=run.t0),
-                                                      limits=limit_lines(run.summary), marks=marks)))
+                                                      limits=limit_lines(run.summary), marks=marks,
+                                                      clients_by_worker=clients, worker_colors=colors)))
     pool = pool_stats(run.folder, t0=run.t0)
     if pool:
         figures.append(("pool", charts.pool(pool, marks=marks, worker_colors=colors)))
     known = known_pools(run.manifest)
-    figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=known.max_lifetime,
-                                                  max_idle=known.drain_idle, marks=marks)))
+    if pooled:  # the ages the server shows are PgBouncer's server connections', held against its own timers
+        drain = (run.summary.get("lifecycle") or {}).get("drain") or {}
+        figures.append(("lifecycle", charts.lifecycle(
+            run.connections, drains, max_lifetime=drain.get("server_lifetime_s"), max_idle=drain.get("server_idle_timeout_s"),
+            marks=marks, words=charts.PGBOUNCER_LIFECYCLE)))
+    else:
+        figures.append(("lifecycle", charts.lifecycle(run.connections, drains, max_lifetime=known.max_lifetime,
+                                                      max_idle=known.drain_idle, marks=marks)))
     drawn = [(name, figure) for name, figure in figures if _has_points(figure)]
     # --plotlyjs directory: one plotly.min.js beside the run folders (a results folder, a sweep's folder)
     script = script_source(config.get("plotlyjs", INLINE), page_dir=run.run_dir, shared_dir=run.run_dir.parent)
     return [Chart(name, charts.to_html(figure, div_id=f"plot-{name}", include_plotlyjs=script if n == 0 else False))
             for n, (name, figure) in enumerate(drawn)]
+
+
+def _behind_pgbouncer(summary: dict[str, Any]) -> bool:
+    return bool(summary.get("pgbouncer"))
+
+
+def _server_side_drain(summary: dict[str, Any]) -> str:
+    """What closes PgBouncer's server connections, as the summary's drain says it."""
+    production = ((summary.get("lifecycle") or {}).get("drain") or {}).get("production") or {}
+    return production.get("server_side", "not known")
 
 
 def _has_points(figure: Any) -> bool:
@@ -124,7 +146,11 @@ def _has_points(figure: Any) -> bool:
 
 def _workers(run: RunSeries) -> tuple[dict[str, str], list[dict[str, Any]], str]:
     """Each worker's colour by its label, its share of the requests and connections, and how even they were."""
-    held = {label.removeprefix("worker "): values for label, values in run.connections.workers.items()}
+    if _behind_pgbouncer(run.summary):  # the server's connections are PgBouncer's: each pool's own count
+        sizes = pool_sizes(run.folder, t0=run.t0)
+        held = {label.removeprefix("worker "): values for label, (_, values) in sizes.items()}
+    else:
+        held = {label.removeprefix("worker "): values for label, values in run.connections.workers.items()}
     rows = workers.share_rows(run.summary, connections=held)
     by_pid = workers.worker_colors([row["pid"] for row in rows])
     colors = {workers.worker_label(pid): color for pid, color in by_pid.items()}
@@ -140,13 +166,18 @@ def budget_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         pools = f"{b['hosts']} hosts x {b['workers']} workers x pools of {'+'.join(map(str, b['pool_sizes']))}"
     if b.get("max_overflow") is not None:  # SQLAlchemy engines
         pools += f" (pool_size {b['max_size'] - b['max_overflow']} + max_overflow {b['max_overflow']})"
+    pooler = (summary.get("pgbouncer") or {}).get("budget")
+    # Behind PgBouncer the pools are its clients: the server's headroom is against its server pools.
+    headroom = (("headroom", str(s["usable"] - pooler["server_total"]), "usable - server side total (below);"
+                 " negative: overcommitted") if pooler else
+                ("headroom", str(s["usable"] - b["total"]), "usable - budget; negative: overcommitted"))
     rows = [
-        ("pools may hold", str(b["pools_total"]), pools),
+        ("pools may hold", str(b["pools_total"]), pools + (" (PgBouncer's clients)" if pooler else "")),
         ("+ extra clients", str(b["extra_clients"]), "the collector and --other-clients"),
-        ("= budget", str(b["total"]), ""),
+        ("= budget", str(b["total"]), "what the pools would open without PgBouncer" if pooler else ""),
         ("usable", str(s["usable"]), f"max_connections {s['max_connections']} - superuser_reserved "
                                      f"{s['superuser_reserved_connections']} - reserved {s.get('reserved_connections', 0)}"),
-        ("headroom", str(s["usable"] - b["total"]), "usable - budget; negative: overcommitted"),
+        headroom,
         ("peak sampled", str(summary["peak_connections"]), f"at {summary.get('peak_connections_at_s')} s of the collector"),
     ]
     exact = exact_peak(summary)
@@ -238,6 +269,8 @@ def _context(run: RunSeries) -> dict[str, Any]:
         "short_config": short_config,
         "errors_by_class": summary.get("errors_by_class", {}),
         "drains": drains,
+        "behind_pgbouncer": _behind_pgbouncer(summary),
+        "server_side_drain": _server_side_drain(summary),
         "request_rows": _request_rows(summary),
         "extra_sections": _extra_sections(summary),
         "config_rows": [(k, display(v)) for k, v in config.items() if k not in dict(short_config)],

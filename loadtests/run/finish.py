@@ -21,7 +21,7 @@ from loadtests.analysis.proxy_cuts import proxy_line
 from loadtests.analysis.sections import accounting_lines
 from loadtests.analysis.threshold_checks import threshold_lines
 from loadtests.analysis.summary import INTERRUPTED, PASS, summarize
-from loadtests.budget import budget_words
+from loadtests.budget import ServerSideBudget
 from loadtests.config import COLLECTOR_CLIENTS, RunConfig
 from loadtests.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS
 from loadtests.present.junit import write_junit
@@ -91,13 +91,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def _budget_text(summary: dict[str, Any]) -> str:
+    # Behind PgBouncer the server's connections are PgBouncer's: its server pools are their budget.
     pooler = (summary.get("pgbouncer") or {}).get("budget")
-    if pooler:  # the server's connections are PgBouncer's: its server pools are their budget
-        return budget_words(total=pooler["server_total"], pools_total=pooler["server_pools"],
-                            other_clients=max(pooler["server_total"] - pooler["server_pools"] - COLLECTOR_CLIENTS, 0))
-    budget = summary["budget"]
-    return budget_words(total=budget["total"], pools_total=budget["pools_total"],
-                        other_clients=max(budget["extra_clients"] - COLLECTOR_CLIENTS, 0))
+    return ServerSideBudget.of(summary["budget"], pooler, harness_clients=COLLECTOR_CLIENTS).words()
 
 
 def _write_results(

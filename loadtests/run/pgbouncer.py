@@ -111,6 +111,9 @@ def ini_text(
         # A client that waits this long for a server connection may take one of the reserve.
         "reserve_pool_timeout = 1",
         f"max_client_conn = {settings.max_client_conn}",
+        # When the server side drains: written out, so the run folder and the summary say what ran.
+        f"server_idle_timeout = {settings.server_idle_timeout:g}",
+        f"server_lifetime = {settings.server_lifetime:g}",
         # PgBouncer refuses a client whose startup packet sets a parameter it does not track; asyncpg
         # sends statement_timeout there (JDBC: extra_float_digits). Ignored here: not applied behind PgBouncer.
         "ignore_startup_parameters = extra_float_digits,statement_timeout",

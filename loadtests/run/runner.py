@@ -202,6 +202,7 @@ class Runner:
         manifest.update(pgbouncer={
             "version": bouncer.version, "port": bouncer.port, "pool_mode": pooler.pool_mode,
             "ready_seconds": bouncer.ready_seconds, "budget": budget.as_dict(self.limits),
+            **pooler.server_timers(),
         })
         self.echo(f"PgBouncer {bouncer.version} ({pooler.pool_mode} pooling) ready on 127.0.0.1:{bouncer.port}")
         start("pgbouncer_pools", samplers.pgbouncer_pools(self.config, admin_dsn=bouncer.admin_dsn, run_dir=run_dir, stop=self.stop))

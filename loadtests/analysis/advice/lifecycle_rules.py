@@ -49,6 +49,9 @@ def drain(summary: dict[str, Any], known: Known, *, target: float) -> list[Findi
     }
     change = (f"max_idle {suggested:g} s drains within it, at the cost of {cost}" if suggested > 0
               else f"no max_idle drains {extra} connections within {quiet:g} s: raise min_size toward the burst's need instead")
+    if section.get("behind_pgbouncer"):
+        return [_pooled_drain(summary, figure=figure, measured=measured, extra=extra, predicted=predicted,
+                              production=production)]
     return [finding(
         "drain", INFO, figure=figure, setting="max_idle", suggested=suggested if suggested > 0 else None,
         why=f"{measured}a pool closes one unused connection per max_idle, so {extra} extra connections per worker take"
@@ -58,6 +61,23 @@ def drain(summary: dict[str, Any], known: Known, *, target: float) -> list[Findi
         text=f"drain: {extra} connections per worker above min_size stay {human_duration(predicted)}"
         f" (max_idle {production.get('max_idle_s', 0):g} s), longer than the {quiet:g} s quiet phase -> {change}",
     )]
+
+
+def _pooled_drain(summary: dict[str, Any], *, figure: dict[str, Any], measured: str, extra: int, predicted: float,
+                  production: dict[str, Any]) -> Finding:
+    """Behind PgBouncer the connections the pools keep are its clients: they cost client slots, no server connection."""
+    budget = (summary.get("pgbouncer") or {}).get("budget") or {}
+    slots = (f"PgBouncer's clients {budget['client_total']} of max_client_conn {budget['max_client_conn']}"
+             f" {'fit' if budget.get('clients_fit') else 'do NOT fit'}" if budget else "PgBouncer's client slots")
+    return finding(
+        "drain", INFO, figure=figure, setting=None, suggested=None,
+        why=f"{measured}behind PgBouncer the pools' connections are its clients: the {extra} kept per worker hold"
+        " client slots (max_client_conn bounds them, counted at max_size already), not server connections. The"
+        f" server side is PgBouncer's server pools: {production.get('server_side', 'its server_idle_timeout closes them')}.",
+        text=f"drain: {extra} connections per worker above min_size stay {human_duration(predicted)}"
+        f" (max_idle {production.get('max_idle_s', 0):g} s) as PgBouncer's clients -> nothing to change for the server;"
+        f" {slots}; lower max_idle only if max_client_conn runs short",
+    )
 
 
 def _reconnect_cost(summary: dict[str, Any], *, reconnects: int, bursts_per_hour: float) -> str:
