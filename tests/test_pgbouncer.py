@@ -96,6 +96,8 @@ def test_run_through_pgbouncer_checks_both_levels(run_through_pgbouncer) -> None
     assert (f"PgBouncer (transaction pooling): peak {section['peak_clients']} clients of max_client_conn 100,"
             f" up to {section['peak_clients_waiting']} waiting") in run.stdout
     assert "server connections of default_pool_size 4 + reserve_pool_size 1 (server side 6 of 9 usable)" in run.stdout
+    # The verdict names what it counted against: PgBouncer's server pools (4 + 1), not the app's pools (16).
+    assert any("within PgBouncer's server pools 5 and the usable limit 9" in r for r in run.json("summary.json")["reasons"])
 
 
 def test_show_pools_csv_agrees_with_the_server_log(run_through_pgbouncer) -> None:

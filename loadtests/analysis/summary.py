@@ -112,8 +112,12 @@ def decide(
     budget_total: int | None = None,
     holders: Holders | None = None,
     per_worker: int | None = None,
+    pools_name: str = "the pools' budget",
 ) -> tuple[str, list[str]]:
     """The verdict and every reason for it.
+
+    `pools_name` says what `pools_total` counts: the app's pools, or behind
+    PgBouncer its server pools (the only ones that reach the server).
 
     `refusals` counts the connection attempts the server refused, from its
     log; None when there is no log. A peak at the usable limit fails only
@@ -156,7 +160,7 @@ def decide(
         return FAIL, failing
     within = f"peak {peak} connections" if not holders.others else f"the app's peak {holders.app_peak} connections"
     return PASS, [
-        f"{within} within the pools' budget {pools_total} and the usable limit {usable}",
+        f"{within} within {pools_name} {pools_total} and the usable limit {usable}",
         f"failure ratio {requests['failure_ratio']:.4f} within --max-failure-ratio {max_failure_ratio:g}",
         *notes,
     ]
@@ -204,6 +208,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         budget_total=server_side["server_total"] if server_side else budget["total"],
         holders=Holders.of(figures, config=config, own_app=not folder.app_prefix),
         per_worker=budget.get("per_worker"),
+        **({"pools_name": "PgBouncer's server pools"} if server_side else {}),
     )
     if pooler and pooler_reasons(pooler):
         verdict, reasons = FAIL, [*pooler_reasons(pooler), *(reasons if verdict == FAIL else [])]
