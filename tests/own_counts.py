@@ -164,10 +164,14 @@ class Watch:
                 with child.oneshot():
                     key = (child.pid, child.create_time())
                     seen = self.processes.get(key)
-                    if seen is None:
+                    cmdline = child.cmdline()
+                    # A child seen between its fork and its exec still shows its parent's command line:
+                    # it is read again until the exec has replaced it (a busy machine widens that gap).
+                    if seen is None or seen.cmdline != cmdline:
                         name = child.name()
                         environ = child.environ() if name != "postgres" else {}
-                        seen = SeenProcess(child.pid, key[1], child.ppid(), name, child.cmdline(), environ, now)
+                        first_seen = now if seen is None else seen.first_seen
+                        seen = SeenProcess(child.pid, key[1], child.ppid(), name, cmdline, environ, first_seen)
                         self.processes[key] = seen
                     seen.last_seen = now
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
