@@ -15,6 +15,7 @@ import pytest
 
 from conftest import RunResult, poolcheck
 from own_counts import locust_failures
+from loadtests.analysis.app_errors import OTHER_TEXTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_lifetime_expiry_changes")]
 
@@ -25,8 +26,9 @@ CLOSED = "the connection is closed"
 
 
 def _app_said(run: RunResult, text: str) -> int:
-    return sum(line.count(text) for log in run.run_dir.glob("gunicorn-h*.log")
-               for line in log.read_text().splitlines() if "poolcheck.app.errors" in line)
+    """The app's failed-request lines (app/errors.py logs one per request) that hold `text`."""
+    return sum(1 for log in run.run_dir.glob("gunicorn-h*.log")
+               for line in log.read_text().splitlines() if "poolcheck.app.errors" in line and text in line)
 
 
 @pytest.fixture(scope="module")
@@ -53,4 +55,8 @@ def test_a_single_change_other_than_yielding_inside_the_block_leaves_the_error(c
     # The team's own words, in the app's log and in the summary's error texts.
     closed = _app_said(run, CLOSED)
     assert closed > 0
-    assert sum(n for text, n in summary["error_texts"].items() if CLOSED in text) == closed
+    texts = summary["error_texts"]
+    # Every failed request the app logged is counted; the rarest texts only together, under "other texts".
+    assert sum(texts.values()) == _app_said(run, "")
+    listed = sum(n for text, n in texts.items() if CLOSED in text)
+    assert listed <= closed <= listed + texts.get(OTHER_TEXTS, 0)
