@@ -125,8 +125,8 @@ def test_silent_cut_hangs_the_next_query_until_the_client_gives_up(tmp_path, ser
         conn = psycopg.connect(f"{r.dsn} {kernel_timeouts}", autocommit=True)
         conn.execute("SELECT 1")
         r.wait_for("cut")
+        t0 = time.monotonic()  # before the timer starts: the hang is timed from no later than its start
         timer = give_up_after(conn, app_timeout)
-        t0 = time.monotonic()
         with pytest.raises(psycopg.OperationalError, match=CLOSED):
             conn.execute("SELECT 1")
         hung = time.monotonic() - t0
@@ -153,8 +153,8 @@ def test_silent_cut_with_client_timeout_fails_after_that_timeout(tmp_path, serve
         conn = psycopg.connect(r.dsn, autocommit=True)
         conn.execute("SELECT 1")
         r.wait_for("cut")
-        timer = give_up_after(conn, client_timeout + 2)  # only if the relay never ends the hang
         t0 = time.monotonic()
+        timer = give_up_after(conn, client_timeout + 2)  # only if the relay never ends the hang
         with pytest.raises(psycopg.OperationalError, match=CLOSED):
             conn.execute("SELECT 1")
         hung = time.monotonic() - t0
