@@ -188,7 +188,9 @@ def test_failures_during_injected_faults_are_expected():
     summary["faults"] = [{"kind": "db-terminate-idle", "at_s": 5.0}]
     found = by_rule(summary, manifest)["failures:db_connection_closed"]
     assert found["severity"] == "info" and "injected faults" in found["why"]
-    assert (found["setting"], found["suggested"]) == ("max_lifetime", None)  # the check was on already
+    # The check was on already: keep connections from idling past a cut-off; max_lifetime is never the answer.
+    assert (found["setting"], found["suggested"]) == ("max_idle", None)
+    assert "max_lifetime does not close idle connections" in found["text"]
 
 
 def test_no_failures_no_failure_findings():
@@ -344,3 +346,85 @@ def test_declared_settings_from_the_command_line_when_the_manifest_has_no_list()
     manifest = {"argv": ["poolcheck", "run", "--max-size=4", "--workers", "2", "--no-pool-check", "--fault", "worker-kill@3"]}
     assert declared_settings(manifest) == {"run", "max_size", "workers", "pool_check", "faults"} - {"run"}
     assert declared_settings({"declared": ["hosts"], "argv": ["poolcheck", "--workers", "2"]}) == {"hosts"}
+
+
+# -- behind the cloud-proxy emulator -------------------------------------------
+# proxy_reset, proxy_silent, proxy_checked: 2 workers x max_size 3 (min_size 1) behind a 2 s idle cut,
+# quiet phases of 3 s; reset with no check, silent with no check and a 1.5 s client timeout, reset with the check.
+
+
+def test_proxy_reset_without_a_check_asks_for_the_check():
+    summary, manifest = recorded("proxy_reset")
+    found = by_rule(summary, manifest)
+    proxy = found["proxy"]
+    assert (proxy["severity"], proxy["setting"], proxy["suggested"]) == ("warning", "pool_check", True)
+    assert proxy["figure"]["cuts"] == summary["proxy"]["cuts"]["reset"] == 10
+    assert "db_connection_closed 6" in proxy["text"] and "check=ConnectionPool.check_connection" in proxy["text"]
+    # min_size 1: max_idle alone never closes the connection each pool keeps.
+    assert "max_idle 1 s, under the cut, with min_size 0" in proxy["text"]
+    assert found["failures:db_connection_closed"]["setting"] == "pool_check"
+
+
+def test_proxy_silent_asks_for_keepalives_since_a_check_would_hang_too():
+    summary, manifest = recorded("proxy_silent")
+    found = by_rule(summary, manifest)
+    proxy = found["proxy"]
+    assert (proxy["severity"], proxy["setting"], proxy["suggested"]) == ("warning", "keepalives_idle", 1.0)
+    assert "hung up to 1.548 s" in proxy["text"] and "a check would hang too" in proxy["text"]
+    assert "client's timeout, 1.5 s" in proxy["why"]
+    # The failures and the budget speak of the silent cut too, not of a check or a pool opened before the fork.
+    assert found["failures:db_connection_closed"]["setting"] == "keepalives_idle"
+    over = found["over_budget"]
+    assert over["figure"]["backends_left_open"] == summary["proxy"]["backends_left_open"] == 8
+    assert "tcp_keepalives_idle" in over["text"] and "fork" not in over["text"]
+
+
+def test_proxy_with_the_check_and_nothing_failed_is_an_info_naming_the_backoff():
+    summary, manifest = recorded("proxy_checked")
+    proxy = by_rule(summary, manifest)["proxy"]
+    assert proxy["severity"] == "info" and "nothing else must change" in proxy["text"]
+    assert (proxy["setting"], proxy["suggested"]) == ("max_idle", 1.0)
+    # max_size 3 is under the 4 dead connections a request survives at pool_timeout 5 s: no PoolTimeout to fear.
+    assert proxy["figure"]["dead_in_a_row_within_timeout"] == 4 and "fails with pool_timeout" not in proxy["why"]
+    larger = copy.deepcopy(manifest)
+    larger["config"]["max_size"] = 8
+    assert "a request that meets 5 cut connections in a row reaches pool_timeout 5 s" in \
+        by_rule(summary, larger)["proxy"]["why"]
+
+
+def test_proxy_names_a_max_lifetime_under_the_cut_as_no_help():
+    summary, manifest = recorded("proxy_reset")
+    assert "max_lifetime" not in by_rule(summary, manifest)["proxy"]["why"]  # 3600 s: far above the cut
+    under = copy.deepcopy(manifest)
+    under["config"]["max_lifetime"] = 1.5
+    why = by_rule(summary, under)["proxy"]["why"]
+    assert "max_lifetime 1.5 s is under the cut and did not prevent it" in why
+
+
+def test_proxy_with_max_idle_under_the_cut_suggests_keepalives_instead():
+    summary, manifest = recorded("proxy_reset")
+    tuned = copy.deepcopy(manifest)
+    tuned["config"]["max_idle"] = 1.0
+    proxy = by_rule(summary, tuned)["proxy"]
+    assert "keepalives_idle=1 in the DSN" in proxy["text"] and "max_idle 1 s" not in proxy["text"]
+
+
+def test_proxy_nothing_cut_says_nothing_to_change_or_not_known():
+    summary, manifest = recorded("proxy_checked")
+    quiet = copy.deepcopy(summary)
+    quiet["proxy"].update(cuts={"reset": 0, "silent": 0}, cut_idle=0, longest_idle_s=1.4)
+    proxy = by_rule(quiet, manifest)["proxy"]  # quiet phases of 3 s over a 2 s cut, yet no pause reached it
+    assert proxy["severity"] == "info" and proxy["text"].endswith("-> nothing to change")
+    longer_cut = copy.deepcopy(quiet)
+    longer_cut["proxy"]["idle_cut_s"] = 350.0
+    unknown = by_rule(longer_cut, manifest)["proxy"]  # no quiet phase came near 350 s: the run cannot tell
+    assert "not known whether the pools survive it" in unknown["text"] and unknown["suggested"] == 525
+    assert (unknown["severity"], unknown["setting"]) == ("info", "quiet_seconds")
+
+
+def test_check_backoff_as_psycopg_pool_waits():
+    from loadtests.analysis.advice.proxy_rules import check_backoff_wait, dead_connections_survived
+
+    assert [check_backoff_wait(n) for n in range(6)] == [0, 0, 1, 3, 7, 15]
+    # The D-th dead connection is checked check_backoff_wait(D - 1) s in: it must come before the deadline.
+    assert [dead_connections_survived(t) for t in (0.5, 2, 5, 30)] == [2, 3, 4, 6]

@@ -18,8 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from loadtests.analysis.advice.proxy_rules import check_backoff_wait, dead_connections_survived
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.proxy.events import read_events
 from loadtests.run.embedded_server import ServerInfo, embedded_server
@@ -221,6 +222,40 @@ def test_pool_check_replaces_a_reset_connection(tmp_path, server):
     assert len(r.events("cut")) == 1
     assert len(r.events("open")) == 2  # the pool's first connection, and the one replacing it
     print(f"reset, check_connection: a new connection after {waited * 1000:.0f} ms")
+
+
+def test_pool_check_after_a_mass_cut_backs_off_into_pool_timeout(tmp_path, server):
+    """Every connection of the pool cut at once: one request meets them in turn, and psycopg waits 0, 1, 2 s ...
+    between failed checks, so the 5th is checked only at pool_timeout and the request fails, though the pool
+    opened fresh connections within milliseconds of the first failures; the next request gets one at once."""
+    dead, pool_timeout = 5, 5.0
+    idle_cut = 6.0  # longer than the backoff, so that the fresh connections are not cut while the request waits
+    assert dead_connections_survived(pool_timeout) < dead  # the rule the advice states
+    with relay(tmp_path, server, mode="reset", idle_cut=idle_cut, app="mass-cut") as r:
+        pool = ConnectionPool(r.dsn, kwargs={"autocommit": True}, min_size=dead, max_size=dead, timeout=pool_timeout,
+                              max_lifetime=3600, check=ConnectionPool.check_connection, open=False)
+        pool.open(wait=True)
+        with pool:
+            r.wait_for("cut", dead, timeout=idle_cut + 5)
+            wait_for_backends(server, "mass-cut", 0)  # the server side of every connection is gone too
+            started, t0 = time.time(), time.monotonic()
+            with pytest.raises(PoolTimeout):
+                pool.getconn()
+            waited = time.monotonic() - t0
+            t1 = time.monotonic()
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+            next_request = time.monotonic() - t1
+            lost = pool.get_stats()["connections_lost"]
+    fresh = sorted(e["t"] - started for e in r.events("open"))[dead:]
+    assert abs(waited - pool_timeout) <= 0.25  # the 5th check came at the deadline: 0 + 1 + 2 + (4 cut short)
+    assert lost == dead  # each cut connection failed its check once
+    assert len(fresh) == dead and fresh[0] < 0.5  # replaced while the request was still backing off
+    assert next_request < 0.5
+    assert len(r.events("cut")) == dead  # nothing else was cut
+    print(f"{dead} cut connections in a row, check_connection, pool_timeout {pool_timeout:g} s: PoolTimeout after"
+          f" {waited:.2f} s; the first fresh connection was open after {fresh[0] * 1000:.0f} ms; the next request"
+          f" got one after {next_request * 1000:.0f} ms")
 
 
 def test_pool_check_waits_out_a_silent_cut(tmp_path, server):

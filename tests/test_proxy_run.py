@@ -30,6 +30,12 @@ def _events(run: RunResult, kind: str) -> list[dict]:
     return [e for e in map(json.loads, lines) if e["event"] == kind]
 
 
+def _proxy_advice(run: RunResult) -> dict:
+    (found,) = [f for f in run.json("summary.json")["advice"] if f["rule"] == "proxy"]
+    assert f"{found['severity']}: {found['text']}" in run.stdout  # printed at the end of the run too
+    return found
+
+
 def _closed_failures(run: RunResult) -> int:
     return sum(n for error, n in locust_failures(run.run_dir).items() if "db_connection_closed" in error)
 
@@ -68,6 +74,9 @@ def test_reset_cuts_fail_requests_on_connections_idle_in_the_pool(reset_unchecke
     assert proxy["connections"] == len(_events(run, "open"))
     assert leftover_processes(run) == []
     assert run.json("manifest.json")["pids"]["proxy"]
+    advice = _proxy_advice(run)
+    assert (advice["severity"], advice["setting"], advice["suggested"]) == ("warning", "pool_check", True)
+    assert advice["figure"]["cuts"] == len(cuts) and "check=ConnectionPool.check_connection" in advice["text"]
 
 
 def test_silent_cuts_hang_requests_until_the_client_gives_up(silent_unchecked):
@@ -89,6 +98,10 @@ def test_silent_cuts_hang_requests_until_the_client_gives_up(silent_unchecked):
     assert proxy["backends_left_open"] > 0
     assert "requests hung into a silent cut" in run.stdout
     assert leftover_processes(run) == []
+    # A check would hang the same way: the advice is keepalives under the cut, not the check.
+    advice = _proxy_advice(run)
+    assert (advice["severity"], advice["setting"], advice["suggested"]) == ("warning", "keepalives_idle", IDLE_CUT / 2)
+    assert advice["figure"]["hung_requests"] == len(hangs) and "the pool's check hangs the same way" in advice["why"]
 
 
 def test_pool_check_replaces_cut_connections_before_a_request_gets_one(reset_checked):
@@ -97,3 +110,7 @@ def test_pool_check_replaces_cut_connections_before_a_request_gets_one(reset_che
     assert len(_events(run, "cut")) > 0  # the proxy did cut idle connections
     assert summary["requests"]["failures"] == 0 and summary["requests"]["total"] > 50, run.stdout[-2000:]
     assert run.returncode == 0
+    # Nothing failed: an info, the check's cost and what would spare it (the pools grow above min_size 1).
+    advice = _proxy_advice(run)
+    assert advice["severity"] == "info" and "nothing else must change" in advice["text"]
+    assert (advice["setting"], advice["suggested"]) == ("max_idle", IDLE_CUT / 2)

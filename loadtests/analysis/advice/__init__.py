@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from loadtests.analysis.advice import failure_rules, lifecycle_rules, pool_rules
+from loadtests.analysis.advice import failure_rules, lifecycle_rules, pool_rules, proxy_rules
 from loadtests.analysis.advice.findings import SEVERITIES, Finding, Known
 from loadtests.analysis.headroom import DEFAULT_TARGET
 
@@ -25,6 +25,7 @@ RULES: tuple[Rule, ...] = (
     lifecycle_rules.loop_lag,
     lifecycle_rules.lifetime,
     lifecycle_rules.drain,
+    proxy_rules.proxy_cuts,
 )
 
 

@@ -59,10 +59,16 @@ def _fix(name: str, summary: dict[str, Any], known: Known, *, target: float) -> 
         size = largest_fitting(summary, known, target=target)
         return size.setting, size.suggested, size.change
     if name == "db_connection_closed":
+        if (summary.get("proxy") or {}).get("mode") == "silent":
+            # The check's own query would hang into the same silent cut: see the proxy rule's advice.
+            return "keepalives_idle", None, ("a silent cut: a check would hang the same way; TCP keepalives under the"
+                                             " cut keep the flow alive (the proxy advice below)")
         if known.get("pool_check") is False:
             return "pool_check", True, "turn on the pool's check so a broken connection is replaced before a request gets it"
-        return "max_lifetime", None, ("keep max_lifetime and max_idle below any cut-off of the server or a proxy;"
-                                     " retry idempotent requests")
+        # max_lifetime is no answer to an idle cut: psycopg applies it on return, never to a connection idle in the pool.
+        return "max_idle", None, ("keep connections from sitting idle past the cut-off of the server or a proxy:"
+                                  " max_idle below it (for those above min_size) or TCP keepalives under it;"
+                                  " max_lifetime does not close idle connections; retry idempotent requests")
     if name == "db_error":
         return None, None, "read the messages in locust_failures.csv; a wrong-state error means a connection used after it was given back"
     if name == "http_connection_error":

@@ -147,6 +147,19 @@ def over_budget(summary: dict[str, Any], known: Known, *, target: float) -> list
     if peak <= pools_total:
         return []
     own = known.own_app
+    kept = int((summary.get("proxy") or {}).get("backends_left_open") or 0)
+    if kept:
+        # A silent cut: the server never heard of it and keeps the backend while the pool opens a new connection.
+        return [finding(
+            "over_budget", WARNING, figure={"peak": peak, "pools_total": pools_total, "backends_left_open": kept},
+            setting="tcp_keepalives_idle", suggested=None,
+            why="The proxy cut connections silently: their backends stayed on the server, holding slots, while the"
+            " pools opened new connections; a server learns of a vanished client only by its TCP keepalives"
+            " (2 h by default) or idle_session_timeout.",
+            text=f"connections: peak {peak} above the pools' budget {pools_total}; the server still held {kept}"
+            " backends of silently cut connections at the end -> on the server, tcp_keepalives_idle, _interval and"
+            " _count (they end a backend whose client is gone), or an idle_session_timeout above the pools' max_idle",
+        )]
     return [finding(
         "over_budget", WARNING, figure={"peak": peak, "pools_total": pools_total},
         setting="pool_sizes" if own else None, suggested=None,
