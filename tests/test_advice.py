@@ -428,3 +428,28 @@ def test_check_backoff_as_psycopg_pool_waits():
     assert [check_backoff_wait(n) for n in range(6)] == [0, 0, 1, 3, 7, 15]
     # The D-th dead connection is checked check_backoff_wait(D - 1) s in: it must come before the deadline.
     assert [dead_connections_survived(t) for t in (0.5, 2, 5, 30)] == [2, 3, 4, 6]
+
+
+# -- a connection used after it was given back (lifetime-expiry's faulty half) ----
+# use_after_return: the sync pool, a dependency that leaves `with pool.connection()` before the route runs,
+# max_lifetime 3 s, no check: 13 x "the connection is closed", 1 x "Explicit commit() forbidden ...".
+
+
+def test_connection_used_after_return_asks_to_yield_inside_the_block_not_for_a_check():
+    summary, manifest = recorded("use_after_return")
+    assert manifest["config"]["pool_check"] is False  # a check is off, and still it is not the fix
+    found = by_rule(summary, manifest)
+    for name in ("failures:db_connection_closed", "failures:db_error"):
+        assert found[name]["setting"] is None and "yield inside the block" in found[name]["text"]
+        assert "a check cannot help" in found[name]["text"]
+    assert found["failures:db_connection_closed"]["figure"]["failures"] == summary["errors_by_class"]["db_connection_closed"]
+
+
+def test_a_server_or_proxy_cut_is_not_taken_for_use_after_return():
+    summary, manifest = recorded("use_after_return")
+    cut = copy.deepcopy(summary)
+    cut["error_texts"] = {"db_connection_closed: consuming input failed: server closed the connection unexpectedly": 13,
+                          "db_error: syntax error at or near \"SELEC\"": 1}
+    found = by_rule(cut, manifest)
+    assert found["failures:db_connection_closed"]["setting"] == "pool_check"  # the check does fix a cut
+    assert "yield inside" not in found["failures:db_error"]["text"]

@@ -60,3 +60,7 @@ def test_a_single_change_other_than_yielding_inside_the_block_leaves_the_error(c
     assert sum(texts.values()) == _app_said(run, "")
     listed = sum(n for text, n in texts.items() if CLOSED in text)
     assert listed <= closed <= listed + texts.get(OTHER_TEXTS, 0)
+    # The advice names the fix that works, not the check (on in check_alone) nor configure.
+    advice = {f["rule"]: f for f in summary["advice"]}
+    assert "yield inside the block" in advice["failures:db_connection_closed"]["text"]
+    assert advice["failures:db_connection_closed"]["setting"] != "pool_check"

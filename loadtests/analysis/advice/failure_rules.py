@@ -49,7 +49,26 @@ def failures(summary: dict[str, Any], known: Known, *, target: float) -> list[Fi
     return out
 
 
+# The sample app's own words (summary.json `error_texts`) for a connection used after it was given back:
+# psycopg's message for a connection the pool closed on this side (max_lifetime), never a server's or a proxy's
+# cut ("server closed the connection unexpectedly"), and the wrong-state errors of one shared by two requests.
+_USED_AFTER_RETURN = ("db_connection_closed: the connection is closed", "can't change 'autocommit' now",
+                      "forbidden within a Transaction context", "another command is already in progress")
+_USED_AFTER_RETURN_FIX = ("a connection used after it was given back to the pool (a dependency that leaves"
+                          " `with pool.connection()` before the request is done): yield inside the block; a check"
+                          " cannot help, it runs when a connection is handed out, and configure only moves the settings")
+
+
+def used_after_return(summary: dict[str, Any], name: str) -> int:
+    """Failed requests of class `name` whose text says their connection was used after it went back to the pool."""
+    texts = summary.get("error_texts") or {}
+    return sum(n for text, n in texts.items()
+               if text.startswith(f"{name}: ") and any(words in text for words in _USED_AFTER_RETURN))
+
+
 def _fix(name: str, summary: dict[str, Any], known: Known, *, target: float) -> tuple[str | None, Any, str]:
+    if name in ("db_connection_closed", "db_error") and used_after_return(summary, name):
+        return None, None, _USED_AFTER_RETURN_FIX
     if name in ("pool_timeout", "pool_queue_full"):
         size = size_for(summary, known, demand=pool_demand(summary.get("pool") or {}), target=target)
         if name == "pool_queue_full":

@@ -9,8 +9,9 @@ proxy cuts (README, "Behind a cloud proxy"):
   but after a mass cut a request meets the dead ones in turn, and psycopg
   waits 0, 1, 2, 4 s ... between failed checks (psycopg_pool's
   AttemptWithBackoff), up to pool_timeout;
-- silent: the check's own query hangs as long as a request would, so only
-  keeping connections from idling past the cut helps: TCP keepalives under the
+- silent: the check's own query hangs as long as a request would (the request
+  gets a connection, after the client's timeout), so what helps is keeping
+  connections from idling past the cut: TCP keepalives under the
   cut (they keep the proxy's flow alive), or max_idle under it (for the
   connections above min_size), with a client timeout to bound a hang.
 """
@@ -96,7 +97,8 @@ def proxy_cuts(summary: dict[str, Any], known: Known, *, target: float) -> list[
         return [finding(
             "proxy", WARNING, figure=figure, setting="keepalives_idle", suggested=_under(cut),
             why=f"A silent cut sends nothing: the next query on a cut connection hangs until the client gives up"
-            f"{bound}, and the pool's check hangs the same way, so a check cannot help.{lifetime} Keepalives"
+            f"{bound}, and the pool's check hangs the same way: it spares the request the error, not the wait, one"
+            f" client timeout per cut connection it meets.{lifetime} Keepalives"
             " under the cut keep the flow open at the proxy; a tcp_user_timeout of a few seconds bounds a hang"
             " that still happens.",
             text=f"proxy: {seen}{hung} -> keepalives_idle={_under(cut):g} in the DSN (under the {cut:g} s silent cut)"
