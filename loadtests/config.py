@@ -233,6 +233,8 @@ class RunConfig(RunConfigViews, BaseModel):
     proxy_idle_cut: float | None = Field(None, gt=0, description="seconds idle after which the proxy cuts a connection")
     proxy_mode: Literal["reset", "silent"] = "reset"
     proxy_client_timeout: float | None = Field(None, gt=0, description="silent mode: seconds a hung request lasts")
+    # An app of your own reaches the emulator on a port it was told beforehand; the sample app's is free (0).
+    proxy_listen_port: int = Field(0, ge=0, le=65535, description="the emulator's port on 127.0.0.1; 0 picks a free one")
 
     @model_validator(mode="after")
     def _proxy_options(self) -> "RunConfig":
@@ -240,8 +242,12 @@ class RunConfig(RunConfigViews, BaseModel):
             raise ValueError("--proxy-mode and --proxy-client-timeout: need --proxy-idle-cut S, the proxy's idle cut")
         if self.proxy_client_timeout is not None and self.proxy_mode != "silent":
             raise ValueError("--proxy-client-timeout: only with --proxy-mode silent (a reset ends the request at once)")
-        if self.proxy_idle_cut is not None and self.target_url is not None:
-            raise ValueError("--proxy-idle-cut: puts the proxy between the sample app and the server, not a --target-url app")
+        if self.proxy_listen_port and self.proxy_idle_cut is None:
+            raise ValueError("--proxy-listen-port: the emulator's port; needs --proxy-idle-cut S")
+        if self.proxy_idle_cut is not None and self.target_url is not None and not self.proxy_listen_port:
+            # The harness does not start that app: the app's DSN must name the emulator's port before the run.
+            raise ValueError("--proxy-idle-cut with --target-url: give --proxy-listen-port P and point your app's DSN"
+                             " at 127.0.0.1:P")
         return self
 
     # Your own app and database: load `target_url`, watch `dsn` read-only

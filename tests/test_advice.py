@@ -453,3 +453,55 @@ def test_a_server_or_proxy_cut_is_not_taken_for_use_after_return():
     found = by_rule(cut, manifest)
     assert found["failures:db_connection_closed"]["setting"] == "pool_check"  # the check does fix a cut
     assert "yield inside" not in found["failures:db_error"]["text"]
+
+
+def test_proxy_advice_for_an_app_of_your_own_says_what_is_not_known():
+    summary, manifest = recorded("proxy_reset")
+    proxy = by_rule(summary, own_app(manifest, declared=[]))["proxy"]
+    # Requests failed on cut connections: the check is asked for, its presence in the app not assumed.
+    assert (proxy["setting"], proxy["suggested"]) == ("pool_check", True)
+    assert "if they have none (whether they do is not known" in proxy["text"]
+    assert "not known: min_size, max_size, max_idle of your app were not declared" in proxy["text"]
+    assert "max_lifetime" not in proxy["why"]  # not declared: nothing said of it
+    declared = own_app(manifest, declared=["pool_check", "pools"])
+    declared["pools"] = [{"kind": "async", "max_size": 3, "min_size": 1, "max_idle": 600.0, "max_lifetime": 1.5}]
+    told = by_rule(summary, declared)["proxy"]
+    assert "max_lifetime 1.5 s is under the cut" in told["why"]
+
+
+# -- a pool opened in another event loop (loop-mismatch) --------------------------
+# loop_mismatch_faulty / _fixed: 2 workers x max_size 8 (min_size 1), pool_timeout 1.5 s; the faulty pools were
+# opened with asyncio.run at app creation, the fixed ones in the lifespan.
+
+
+def test_a_pool_that_never_grew_is_told_to_open_in_the_lifespan_not_to_grow():
+    summary, manifest = recorded("loop_mismatch_faulty")
+    found = by_rule(summary, manifest)
+    for name in ("pool_wait", "failures:pool_timeout"):
+        assert found[name]["setting"] is None and found[name]["suggested"] is None
+        assert "open it in the FastAPI lifespan with await pool.open(wait=True)" in found[name]["text"]
+        assert "no larger pool helps" in found[name]["text"]
+    assert summary["pool"]["available_while_waiting_max"] == 0
+
+
+def test_a_pool_that_grew_gets_a_size_not_the_lifespan():
+    summary, manifest = recorded("loop_mismatch_fixed")
+    found = by_rule(summary, manifest)["pool_wait"]
+    assert found["setting"] == "max_size" and "lifespan" not in found["text"]
+    # The same faulty figures, but one pool opened more connections than min_size: it grew, it is not stuck.
+    summary, manifest = recorded("loop_mismatch_faulty")
+    grown = copy.deepcopy(summary)
+    next(iter(grown["pool"]["per_worker"].values()))["connections_opened"] = 3
+    assert "lifespan" not in by_rule(grown, manifest)["pool_wait"]["text"]
+    refused = copy.deepcopy(summary)
+    refused["pool"]["connections_errors"] = 4  # the server refused its connections: a budget problem instead
+    assert "lifespan" not in by_rule(refused, manifest)["pool_wait"]["text"]
+
+
+def test_backends_a_silent_cut_left_on_the_server_ask_for_the_servers_keepalives():
+    summary, manifest = recorded("proxy_silent")
+    orphans = by_rule(summary, manifest)["proxy_orphans"]
+    assert orphans["figure"]["backends_left_open"] == summary["proxy"]["backends_left_open"] == 8
+    assert (orphans["setting"], orphans["suggested"]) == ("tcp_keepalives_idle", 1.0)
+    assert "on the server, tcp_keepalives_idle=1" in orphans["text"]
+    assert "proxy_orphans" not in by_rule(*recorded("proxy_reset"))  # a reset ends the backend too

@@ -21,7 +21,9 @@ from conftest import assert_refused, poolcheck
         (["--proxy-mode", "silent"], "--proxy-idle-cut"),
         (["--proxy-idle-cut", "2", "--proxy-client-timeout", "1"], "--proxy-mode silent"),
         (["--proxy-idle-cut", "2", "--target-url", "http://127.0.0.1:1", "--dsn", "postgresql://u:pw123@127.0.0.1:1/x"],
-         "--target-url"),
+         "--proxy-listen-port"),
+        (["--proxy-listen-port", "7000"], "--proxy-idle-cut"),
+        (["--proxy-idle-cut", "2", "--proxy-listen-port", "70000"], "--proxy-listen-port"),
     ],
 )
 def test_bad_input_is_refused_in_one_line(args, names, results_dir):
@@ -48,6 +50,7 @@ def test_more_bad_input_is_refused_before_anything_starts(tmp_path, results_dir)
         port = busy.getsockname()[1]
         cases = [
             (["--app-port", str(port)], f"port {port}"),
+            (["--proxy-idle-cut", "2", "--proxy-listen-port", str(port)], f"--proxy-listen-port: port {port}"),
             (["--config", str(config)], "unknown setting 'max_sise'"),
             (["--fault", "explode@3"], "unknown fault"),
             (["--fault", "worker-kill@99", "--duration", "10"], "before the end of --duration"),

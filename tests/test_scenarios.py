@@ -98,6 +98,10 @@ def test_worker_churn(results_dir):
     assert len(fixed["connections"]["workers_seen"]) > 2
 
 
+def _advice(summary: dict) -> dict[str, dict]:
+    return {f["rule"]: f for f in summary["advice"]}
+
+
 def test_loop_mismatch(results_dir):
     run, record, faulty, fixed = _scenario("loop-mismatch", results_dir)
     _detected(run, record)
@@ -106,6 +110,9 @@ def test_loop_mismatch(results_dir):
     assert faulty["pool"]["available_while_waiting_max"] == 0 < faulty["pool"]["requests_waiting_max"]
     assert faulty["peak_connections"] <= 2  # one connection per worker, opened in the other loop
     assert fixed["requests"]["failures"] == 0
+    # The advice names the lifespan, never a larger pool, for the faulty half only.
+    assert "await pool.open(wait=True)" in _advice(faulty)["pool_wait"]["text"]
+    assert "lifespan" not in _advice(fixed).get("pool_wait", {}).get("text", "")
 
 
 def test_server_idle_kill(results_dir):
@@ -133,6 +140,9 @@ def test_host_vanishes(results_dir):
     assert faulty["proxy"]["backends_left_open"] > 0 and faulty["proxy"]["cuts"]["silent"] > 0
     # idle_session_timeout 3 s: each orphan ended by the server about 1 s after the 2 s cut.
     assert fixed["proxy"]["cuts"]["silent"] > 0 and fixed["proxy"]["backend_after_cut_max_s"] < 2.0
+    # The server's own keepalives are asked for where it kept the orphans, not where it ended them.
+    assert _advice(faulty)["proxy_orphans"]["setting"] == "tcp_keepalives_idle"
+    assert "proxy_orphans" not in _advice(fixed)
 
 
 def test_blocking_loop(results_dir):

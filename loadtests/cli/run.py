@@ -88,6 +88,8 @@ from loadtests.options.json_output import emit, human_lines_to_stderr
           help="how the proxy cuts: reset (RST to both sides) or silent (drops, as NAT gateways and load balancers do)")
 @setting("--proxy-client-timeout", type=SECONDS,
           help="--proxy-mode silent: a hung request fails after this long, standing for the client's tcp_user_timeout")
+@setting("--proxy-listen-port", type=int,
+          help="the emulator's port on 127.0.0.1 (0 picks one); with --target-url, the port your app's DSN names")
 @setting("--target-url", metavar="URL",
           help="load-test this running app instead of starting the sample app; needs --dsn, its database")
 @setting("--pools-per-worker", type=int, help="pools in each worker of a --target-url app, each of --max-size")

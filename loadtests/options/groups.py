@@ -39,7 +39,7 @@ PANELS = {
     "prod_max_idle": POOL, "prepared_statements": POOL,
     "dsn": SERVER, "max_connections": SERVER, "superuser_reserved_connections": SERVER,
     "reserved_connections": SERVER, "server_settings": SERVER, "server_log": SERVER, "log_line_prefix": SERVER, "allow_overcommit": SERVER,
-    "proxy_idle_cut": SERVER, "proxy_mode": SERVER, "proxy_client_timeout": SERVER,
+    "proxy_idle_cut": SERVER, "proxy_mode": SERVER, "proxy_client_timeout": SERVER, "proxy_listen_port": SERVER,
     "pgbouncer": SERVER, "pgbouncer_pool_size": SERVER, "pgbouncer_reserve_pool_size": SERVER,
     "pgbouncer_max_client_conn": SERVER,
     "duration": LOAD, "baseline_users": LOAD, "burst_users": LOAD, "burst_seconds": LOAD, "quiet_seconds": LOAD,

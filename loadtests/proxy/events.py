@@ -6,6 +6,8 @@ Every event has `event` (its kind), `t` (epoch seconds) and, but for
 
 - `listening`: port, upstream, mode, idle_cut_s, client_timeout_s, max_seconds
 - `open`: client_port (the app's end of the connection)
+- `linked`: client_port, upstream_addr, upstream_port: the relay's own socket to
+  the server for that client, the endpoint the server sees as its client
 - `upstream_failed`: error (the server did not accept the relay's connection)
 - `cut`: mode, idle_s, age_s, last_direction (`down`: the server spoke last, so
   the connection sat idle with its answer; `up`: the client was waiting for
@@ -82,3 +84,15 @@ def listening_port(path: Path) -> int | None:
     except OSError:
         return None
     return None
+
+
+def relayed_clients(path: Path) -> dict[tuple[str, int], int]:
+    """The relay's endpoint towards the server -> the client port it relays, for every link so far.
+
+    The kernel reuses ports: a later link on the same endpoint replaces the earlier one.
+    """
+    try:
+        return {(str(e["upstream_addr"]), int(e["upstream_port"])): int(e["client_port"])
+                for e in _complete(path) if e["event"] == "linked"}
+    except OSError:
+        return {}

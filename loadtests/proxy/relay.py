@@ -198,6 +198,10 @@ class Relay:
             self.log.write("upstream_failed", conn=conn, error=str(exc) or type(exc).__name__)
             _reset(client_w)
             return
+        # Which of the relay's own sockets carries this client: the server sees that one as its client, and
+        # whose connection it is (the app's worker, for an app of your own) is told by this pairing alone.
+        sockname = server_w.get_extra_info("sockname")
+        self.log.write("linked", conn=conn, client_port=client_port, upstream_addr=sockname[0], upstream_port=sockname[1])
         now = time.monotonic()
         link = _Link(conn, client_r, client_w, server_r, server_w, opened=now, last_activity=now)
         self.links[conn] = link

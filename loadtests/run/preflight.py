@@ -122,6 +122,8 @@ def _check_app_ports_free(config: RunConfig) -> None:
 def _check_web_port_free(config: RunConfig) -> None:
     if config.web_ui and _port_taken(config.web_port):
         raise Refused(f"--web-port: port {config.web_port} on 127.0.0.1 is in use")
+    if config.proxy_listen_port and _port_taken(config.proxy_listen_port):
+        raise Refused(f"--proxy-listen-port: port {config.proxy_listen_port} on 127.0.0.1 is in use")
 
 
 def _port_taken(port: int) -> bool:

@@ -28,6 +28,7 @@ def proxy_process(
     mode: str,
     max_seconds: float,
     client_timeout: float | None = None,
+    listen_port: int = 0,
     stop: Stop | None = None,
 ) -> ManagedProcess:
     """A ManagedProcess (not started) for the relay; its port is `relay_port(run_dir)` once ready."""
@@ -38,6 +39,7 @@ def proxy_process(
         "--upstream", f"{upstream[0]}:{upstream[1]}",
         "--idle-cut", str(idle_cut),
         "--mode", mode,
+        "--listen-port", str(listen_port),
         # It stops by itself after this, whatever happens to the runner.
         "--max-seconds", str(max_seconds),
     ]

@@ -219,12 +219,16 @@ class Runner:
         assert config.proxy_idle_cut is not None
         start("proxy", proxy_process(
             run_dir=run_dir, upstream=upstream_of(database.app_dsn), idle_cut=config.proxy_idle_cut,
-            mode=config.proxy_mode, client_timeout=config.proxy_client_timeout,
+            mode=config.proxy_mode, client_timeout=config.proxy_client_timeout, listen_port=config.proxy_listen_port,
             # Outlives any run that goes to plan; stops by itself should the runner be killed.
             max_seconds=config.duration + 2 * config.ready_timeout + 120, stop=self.stop,
         ))
         port = relay_port(run_dir)
         self.echo(f"cloud-proxy emulator on 127.0.0.1:{port}: {config.proxy_mode} cut after {config.proxy_idle_cut:g} s idle")
+        if config.target_url is not None:
+            host, server_port = upstream_of(database.app_dsn)
+            self.echo(f"your app's DSN must connect to 127.0.0.1:{port} (not {host}:{server_port}) for its connections"
+                      " to go through it; its pools reconnect there if it started first")
         return _Database(server_dsn=database.server_dsn, app_dsn=app_dsn_through(database.app_dsn, port),
                          embedded=database.embedded)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from loadtests.config import RunConfig
 from loadtests.run.processes import ManagedProcess, child_env
 from loadtests.run.signals import Stop
-from loadtests.run_folder import CONNECTIONS_CSV, PGBOUNCER, PGBOUNCER_POOLS_CSV, POOL_STATS_CSV
+from loadtests.run_folder import CONNECTIONS_CSV, PGBOUNCER, PGBOUNCER_POOLS_CSV, POOL_STATS_CSV, PROXY_EVENTS_JSONL
 from loadtests.sources.csv_tail import has_data_row
 
 
@@ -29,10 +29,19 @@ def collector(config: RunConfig, *, server_dsn: str, run_dir: Path, stop: Stop) 
         stop=stop,
         interval=config.sample_interval,
         args=[arg for spec in config.watch.as_specs() for arg in ("--watch", spec)] + _app_port(config)
-        + (["--pooler", PGBOUNCER] if config.pgbouncer else []),
+        + (["--pooler", PGBOUNCER] if config.pgbouncer else []) + _relay(config, run_dir),
         ready=lambda: has_data_row(csv_path),
         env=child_env(POOLCHECK_DSN=server_dsn),
     )
+
+
+def _relay(config: RunConfig, run_dir: Path) -> list[str]:
+    """An app of your own behind the cloud-proxy emulator: the server sees the relay, the relay's events the app.
+
+    The sample app names its workers in application_name and needs none of this."""
+    if config.proxy_idle_cut is None or config.target_url is None:
+        return []
+    return ["--relay-port", str(config.proxy_listen_port), "--relay-events", str(run_dir / PROXY_EVENTS_JSONL)]
 
 
 def _app_port(config: RunConfig) -> list[str]:

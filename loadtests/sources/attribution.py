@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 
@@ -183,6 +184,37 @@ def socket_table(*, server_port: int | None = None) -> dict[Endpoint, int | None
         for c in connections
         if c.laddr and c.raddr and (server_port is None or c.raddr.port == server_port)
     }
+
+
+def socket_table_through_relay(
+    *, server_port: int, relay_port: int, relayed: Callable[[], Mapping[Endpoint, int]], attempts: int = 5,
+) -> dict[Endpoint, int | None]:
+    """`socket_table`, where a relay (the cloud-proxy emulator) stands between the app and the server.
+
+    The server sees the relay's own sockets as its clients; `relayed()` pairs each
+    of them with the client port it relays (loadtests/proxy/events.py: `linked`),
+    and the process holding that client's socket to the relay owns the backend.
+    The relay writes a pairing right after it connects, so a backend seen first
+    may wait for it: the pairings are read again a few times, 20 ms apart.
+    """
+    to_server = socket_table(server_port=server_port)
+    relay = listening_pids(relay_port)
+    through = {endpoint for endpoint, pid in to_server.items() if pid in relay}
+    if not through:
+        return to_server
+    to_relay = socket_table(server_port=relay_port)
+    pairs = relayed()
+    for _ in range(attempts - 1):
+        if through <= pairs.keys():
+            break
+        time.sleep(0.02)  # a poll interval: the relay writes the pairing as it connects
+        pairs = relayed()
+    owners = {endpoint: pid for endpoint, pid in to_server.items() if endpoint not in through}
+    for endpoint in through:
+        client_port = pairs.get(endpoint)
+        # The client reached the relay on loopback (the relay listens on 127.0.0.1 only).
+        owners[endpoint] = to_relay.get(("127.0.0.1", client_port)) if client_port is not None else None
+    return owners
 
 
 class SocketOwners:

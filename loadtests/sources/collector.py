@@ -33,8 +33,10 @@ from loadtests.sources.attribution import (
     listening_pids,
     parse_watch_filter,
     socket_table,
+    socket_table_through_relay,
     unnamed_endpoints,
 )
+from loadtests.proxy.events import relayed_clients
 from loadtests.run_folder import BACKENDS_CSV, CONNECTIONS_CSV, SERVER_JSON, epoch, iso_time
 from loadtests.sources.backends import BACKEND_COLUMNS, backend_row
 from loadtests.sources.sampling_loop import SamplingLoop
@@ -200,6 +202,8 @@ class Collector:
         watch: WatchFilter = WatchFilter(),
         app_port: int | None = None,
         pooler: str | None = None,
+        relay_port: int | None = None,
+        relay_events: Path | None = None,
     ) -> None:
         self.dsn = dsn
         self.watch = watch
@@ -207,6 +211,8 @@ class Collector:
         # only that of the last client it served, so it names no worker.
         self.pooler = pooler
         self.owners = SocketOwners()  # its lookup learns the server's port on connect
+        # The cloud-proxy emulator in front of the server: its sockets are paired with the app's in its events.
+        self.relay = (relay_port, relay_events) if relay_port and relay_events else None
         # The port an app of your own serves on this machine: its listeners are the workers.
         self.app_port = app_port
         self.app_servers: set[int] | None = None
@@ -221,7 +227,12 @@ class Collector:
     def _connect(self) -> psycopg.Connection:
         conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name="poolcheck-collector")
         (server_port,) = conn.execute("SELECT coalesce(inet_server_port(), 0)").fetchone() or (0,)
-        if server_port:
+        if server_port and self.relay:
+            relay_port, events = self.relay
+            self.owners.lookup = functools.partial(
+                socket_table_through_relay, server_port=server_port, relay_port=relay_port,
+                relayed=functools.partial(relayed_clients, events))
+        elif server_port:
             self.owners.lookup = functools.partial(socket_table, server_port=server_port)
         return conn
 
@@ -308,6 +319,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="the backends are this pooler's server connections (e.g. pgbouncer): count them under NAME")
     parser.add_argument("--app-port", type=int, default=None,
                         help="the port an app of your own serves here: processes not listening on it are other clients")
+    parser.add_argument("--relay-port", type=int, default=None,
+                        help="the cloud-proxy emulator's port: the server's clients on its sockets are the app's behind it")
+    parser.add_argument("--relay-events", type=Path, default=None,
+                        help="the emulator's proxy_events.jsonl, which pairs its sockets with the app's")
     return parser.parse_args(argv)
 
 
@@ -327,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         dsn=dsn, out_dir=args.out, interval=args.interval, max_seconds=args.max_seconds, watch=watch,
         pooler=args.pooler,
         app_port=args.app_port,
+        relay_port=args.relay_port,
+        relay_events=args.relay_events,
     )
     collector.loop.install_signal_handlers()
     collector.run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadtests.analysis.advice.findings import FAILURE, INFO, WARNING, Finding, Known, finding
-from loadtests.analysis.advice.sizing import largest_fitting, pool_demand, size_for
+from loadtests.analysis.advice.sizing import largest_fitting, pool_demand, size_for, stuck_pool
 
 # class -> (severity, why it happens). The setting and value come from the run where they can.
 _CAUSES = {
@@ -70,7 +70,8 @@ def _fix(name: str, summary: dict[str, Any], known: Known, *, target: float) -> 
     if name in ("db_connection_closed", "db_error") and used_after_return(summary, name):
         return None, None, _USED_AFTER_RETURN_FIX
     if name in ("pool_timeout", "pool_queue_full"):
-        size = size_for(summary, known, demand=pool_demand(summary.get("pool") or {}), target=target)
+        size = stuck_pool(summary, known) or size_for(summary, known, demand=pool_demand(summary.get("pool") or {}),
+                                                     target=target)
         if name == "pool_queue_full":
             return size.setting, size.suggested, f"{size.change}; or a larger max_waiting (0: unbounded) if shedding was not meant"
         return size.setting, size.suggested, size.change

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadtests.analysis.advice.findings import FAILURE, INFO, WARNING, Finding, Known, finding, not_known
-from loadtests.analysis.advice.sizing import Demand, SizeAdvice, largest_fitting, pool_demand, size_for
+from loadtests.analysis.advice.sizing import Demand, SizeAdvice, largest_fitting, pool_demand, size_for, stuck_pool
 from loadtests.analysis.headroom import headroom_of
 
 QUEUED_SHARE = 0.05  # requests that waited for a connection, from which the wait is worth a change
@@ -24,7 +24,7 @@ def pool_wait(summary: dict[str, Any], known: Known, *, target: float) -> list[F
     if share < QUEUED_SHARE or mean_wait < QUEUED_MEAN_WAIT_MS:
         return []
     demand = pool_demand(pool)
-    size = _growth(pool, known, demand) or size_for(summary, known, demand=demand, target=target)
+    size = stuck_pool(summary, known) or _growth(pool, known, demand) or size_for(summary, known, demand=demand, target=target)
     uneven = _uneven(pool)
     figure = {
         "requests_queued": queued,

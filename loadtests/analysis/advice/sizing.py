@@ -45,6 +45,37 @@ def pool_demand(pool: dict[str, Any]) -> Demand | None:
     return Demand(busiest_worker=busiest, per_worker=wanted[busiest], total=sum(wanted.values()))
 
 
+def stuck_pool(summary: dict[str, Any], known: Known) -> SizeAdvice | None:
+    """Requests waited on pools that never grew and never had a connection for them: no size helps.
+
+    A psycopg pool below max_size opens a connection when a request waits; one
+    that queued, opened nothing beyond its first min_size connections with none
+    refused, and showed no connection available while requests waited, has no
+    background workers running: loop-mismatch's signature (an AsyncConnectionPool
+    opened in another event loop, say asyncio.run at import).
+    """
+    pool = summary.get("pool") or {}
+    max_size, min_size = known.get("max_size"), known.get("min_size")
+    if not pool.get("available") or max_size is None or min_size is None or int(max_size) <= int(min_size):
+        return None
+    queued = [w for w in (pool.get("per_worker") or {}).values() if w["requests_queued"]]
+    if not queued or pool.get("available_while_waiting_max") != 0 or int(pool.get("connections_errors") or 0):
+        return None
+    if any(int(w["pool_size_max"]) >= int(max_size) or int(w.get("connections_opened", min_size + 1)) > int(min_size)
+           for w in queued):
+        return None
+    size = max(int(w["pool_size_max"]) for w in queued)
+    return SizeAdvice(
+        None, None,
+        f"the pools never grew (pool_size at most {size} of max_size {max_size} while requests waited; no pool opened"
+        f" a connection beyond its first min_size {min_size}, none was refused): an AsyncConnectionPool opened in another event loop (asyncio.run at"
+        " import) never serves the worker's loop -> open it in the FastAPI lifespan with await pool.open(wait=True)"
+        " and close it at shutdown; no larger pool helps",
+        "A pool below max_size opens a connection when a request waits: these opened none and had none available"
+        " while requests waited, so their background workers were not running in the worker's event loop.",
+    )
+
+
 def size_for(summary: dict[str, Any], known: Known, *, demand: Demand | None, target: float) -> SizeAdvice:
     """The max_size (or workers) that serves `demand` within the budget and the headroom target."""
     if summary["budget"].get("pool_sizes"):
