@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -344,3 +346,23 @@ def own_recovery(watch: Watch, fault: dict, *, until: float, origin: float, pool
     if requests_ok is None or conns_ok is None:
         return None
     return max(requests_ok - nominal, conns_ok - actual, 0.0)
+
+
+OWN_APP = Path(__file__).resolve().parent / "own_app"
+
+
+def own_app_process(module: str, *, name: str, port: int, workers: int, env: dict[str, str], log_path: Path,
+                    ready: Callable[[], bool]):
+    """An app of tests/own_app/ under gunicorn with uvicorn workers, as a team would run it; not started."""
+    from loadtests.run.processes import ManagedProcess
+
+    return ManagedProcess(
+        name,
+        [sys.executable, "-m", "gunicorn", "--worker-class", "uvicorn_worker.UvicornWorker",
+         "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--chdir", str(OWN_APP), f"{module}:app"],
+        log_path=log_path, env={**os.environ, **env}, ready=ready, ready_timeout=60, stop_leader_only=True,
+    )
+
+
+def worker_pids(master: int) -> set[int]:
+    return {child.pid for child in psutil.Process(master).children()}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,13 +19,13 @@ import psycopg
 import pytest
 
 from conftest import poolcheck
+from own_counts import OWN_APP, own_app_process, worker_pids as _worker_pids
 from loadtests.run.embedded_server import ServerInfo, embedded_server, free_port
 from loadtests.run.processes import ManagedProcess, wait_until
 
 # Its tests share a module-scoped run: one test process runs them all (make test uses xdist).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_own_app_exact")]
 
-OWN_APP = Path(__file__).resolve().parent / "own_app"
 WORKERS, SIZES = 2, {"sync": 2, "async": 2, "asyncpg": 3}
 PER_WORKER = sum(SIZES.values())
 OTHER = 3  # connections a separate client of the same role holds all along
@@ -39,10 +38,6 @@ class Truth:
     peak: int = 0
     by_process: dict[int, int] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
-
-
-def _worker_pids(master: int) -> set[int]:
-    return {child.pid for child in psutil.Process(master).children()}
 
 
 def _held(pid: int, server_port: int) -> int:
@@ -97,16 +92,11 @@ def measured(tmp_path_factory: pytest.TempPathFactory):
     with embedded_server(run_dir=tmp, settings={"max_connections": 40}, ready_timeout=60) as server:
         port = free_port()
         holder: dict[str, ManagedProcess] = {}
-        app = ManagedProcess(
-            "mixed app",
-            [sys.executable, "-m", "gunicorn", "--worker-class", "uvicorn_worker.UvicornWorker",
-             "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}", "--chdir", str(OWN_APP), "mixed_app:app"],
-            log_path=tmp / "mixed-app.log",
-            env={**os.environ, "DATABASE_URL": server.app_dsn, "SYNC_POOL_SIZE": str(SIZES["sync"]),
+        app = own_app_process(
+            "mixed_app", name="mixed app", port=port, workers=WORKERS, log_path=tmp / "mixed-app.log",
+            env={"DATABASE_URL": server.app_dsn, "SYNC_POOL_SIZE": str(SIZES["sync"]),
                  "ASYNC_POOL_SIZE": str(SIZES["async"]), "ASYNCPG_POOL_SIZE": str(SIZES["asyncpg"])},
             ready=lambda: _pools_open(holder["app"].pid, server.port),
-            ready_timeout=60,
-            stop_leader_only=True,
         )
         holder["app"] = app
         with app, _other_client(server) as other:

@@ -20,7 +20,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from loadtests.analysis.advice.proxy_rules import check_backoff_wait, dead_connections_survived
+from loadtests.analysis.advice.proxy_rules import dead_connections_survived
 from loadtests.analysis.proxy_cuts import proxy_figures
 from loadtests.proxy.events import read_events
 from loadtests.run.embedded_server import ServerInfo, embedded_server

@@ -11,15 +11,14 @@ relay itself (the kernel's table) and the relay's cuts in its events file.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import psutil
 import pytest
 
 from conftest import RunResult, leftover_processes
+from own_counts import OWN_APP, own_app_process, worker_pids as _worker_pids
 from loadtests.proxy.events import listening_port
 from loadtests.run.embedded_server import embedded_server, free_port
 from loadtests.run.processes import ManagedProcess, wait_until
@@ -27,14 +26,9 @@ from loadtests.run.proxy_process import app_dsn_through
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_proxy_own_app")]
 
-OWN_APP = Path(__file__).resolve().parent / "own_app"
 WORKERS, SIZES = 2, (2, 3)
 PER_WORKER = sum(SIZES)
 IDLE_CUT = 2.0
-
-
-def _worker_pids(master: int) -> set[int]:
-    return {child.pid for child in psutil.Process(master).children()}
 
 
 def _to_relay(pid: int, relay_port: int) -> int:
@@ -67,17 +61,12 @@ def behind_relay(tmp_path_factory: pytest.TempPathFactory):
             wait_until(lambda: any(listening_port(p) == relay_port for p in results.glob("*/proxy_events.jsonl")),
                        timeout=60, what=f"the relay on port {relay_port}")
             holder: dict[str, ManagedProcess] = {}
-            app = ManagedProcess(
-                "own app behind the relay",
-                [sys.executable, "-m", "gunicorn", "--worker-class", "uvicorn_worker.UvicornWorker",
-                 "--workers", str(WORKERS), "--bind", f"127.0.0.1:{app_port}", "--chdir", str(OWN_APP), "app:app"],
-                log_path=tmp / "own-app.log",
-                env={**os.environ, "DATABASE_URL": app_dsn_through(server.app_dsn, relay_port),
+            app = own_app_process(
+                "app", name="own app behind the relay", port=app_port, workers=WORKERS, log_path=tmp / "own-app.log",
+                env={"DATABASE_URL": app_dsn_through(server.app_dsn, relay_port),
                      "LOOKUP_POOL_SIZE": str(SIZES[0]), "REPORT_POOL_SIZE": str(SIZES[1])},
                 ready=lambda: len(_worker_pids(holder["app"].pid)) == WORKERS and all(
                     _to_relay(pid, relay_port) == PER_WORKER for pid in _worker_pids(holder["app"].pid)),
-                ready_timeout=60,
-                stop_leader_only=True,
             )
             holder["app"] = app
             with app:

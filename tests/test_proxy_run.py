@@ -9,7 +9,6 @@ relay's events file and Locust's failures file.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

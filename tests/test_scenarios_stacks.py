@@ -3,7 +3,7 @@
 
 import pytest
 
-from conftest import RunResult, require
+from conftest import require
 from loadtests.run.pgbouncer import binary
 from test_scenarios import _detected, _scenario
 
