@@ -13,6 +13,7 @@ ARGS ?=
 RUNS ?=
 CHROMIUM := /usr/bin/chromium
 PGBOUNCER := /usr/sbin/pgbouncer
+SS := /usr/bin/ss
 
 .PHONY: help venv loadtest loadtest-ui compare test bench lock clean
 
@@ -62,11 +63,15 @@ $(PGBOUNCER):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer
 	-systemctl disable --now pgbouncer 2>/dev/null || service pgbouncer stop 2>/dev/null || true
 
+# tests/test_silent_drop_host.py puts a client on a host of its own (ip netns, veth) and reads TCP with ss.
+$(SS):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
+
 # Two test processes: most of a real run's time is waiting on its load shape, not CPU, so two
 # fit on two cores. Tests sharing a module-scoped run are kept together (xdist_group marks).
 TEST_PROCESSES ?= 2
 
-test: $(TEST_EXTRA) $(CHROMIUM) $(PGBOUNCER)
+test: $(TEST_EXTRA) $(CHROMIUM) $(PGBOUNCER) $(SS)
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(ARGS)
 
 bench: $(RUNTIME)

@@ -87,7 +87,9 @@ def _orphans(proxy: dict[str, Any], *, cut: float) -> list[Finding]:
         setting="tcp_keepalives_idle", suggested=keepalive,
         why="After a silent cut, or a client host that vanished, the server never hears that the client is gone: the"
         " backend holds its slot against max_connections until the server's TCP keepalives find the peer dead (2 h"
-        " by default) or idle_session_timeout ends it; a deploy or a partition can fill the server this way.",
+        " by default) or idle_session_timeout ends it; a deploy or a partition can fill the server this way."
+        " Keepalives run only on a connection with nothing in flight; the server's tcp_user_timeout ends one cut"
+        " with unacknowledged data (README, \"Behind a cloud proxy\", measures both).",
         text=f"proxy: the server still held {left} backends of cut connections when the run ended (the longest"
         f" {proxy['backend_after_cut_max_s']:g} s after its cut) -> on the server, tcp_keepalives_idle={keepalive:g}"
         " with a small tcp_keepalives_interval and _count, or an idle_session_timeout above the pools' max_idle",
