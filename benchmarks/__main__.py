@@ -10,7 +10,7 @@ from pathlib import Path
 
 from loadtests.run_folder import host_info, versions, write_json
 
-from . import foundation, sweep, team_numbers, telemetry
+from . import foundation, proxy, sweep, team_numbers, telemetry
 
 BENCHMARKS = {
     "server_ready": foundation.server_ready,
@@ -19,6 +19,8 @@ BENCHMARKS = {
     "collector_overhead": telemetry.collector_overhead,
     "sampling_fidelity": telemetry.sampling_fidelity,
     "team_numbers": team_numbers.team_numbers,
+    "relay_round_trip": proxy.relay_round_trip,
+    "relay_run_throughput": proxy.relay_run_throughput,
 }
 # Run only when named: each takes over half an hour.
 LONG = {"team_numbers"}
