@@ -385,7 +385,7 @@ def test_proxy_with_the_check_and_nothing_failed_is_an_info_naming_the_backoff()
     assert proxy["severity"] == "info" and "nothing else must change" in proxy["text"]
     assert (proxy["setting"], proxy["suggested"]) == ("max_idle", 1.0)
     # max_size 3 is under the 4 dead connections a request survives at pool_timeout 5 s: no PoolTimeout to fear.
-    assert proxy["figure"]["dead_in_a_row_within_timeout"] == 4 and "fails with pool_timeout" not in proxy["why"]
+    assert proxy["figure"]["dead_in_a_row_before_pool_timeout"] == 4 and "fails with pool_timeout" not in proxy["why"]
     larger = copy.deepcopy(manifest)
     larger["config"]["max_size"] = 8
     assert "a request that meets 5 cut connections in a row reaches pool_timeout 5 s" in \
@@ -505,3 +505,11 @@ def test_backends_a_silent_cut_left_on_the_server_ask_for_the_servers_keepalives
     assert (orphans["setting"], orphans["suggested"]) == ("tcp_keepalives_idle", 1.0)
     assert "on the server, tcp_keepalives_idle=1" in orphans["text"]
     assert "proxy_orphans" not in by_rule(*recorded("proxy_reset"))  # a reset ends the backend too
+
+
+def test_the_checks_backoff_is_named_for_psycopg_pools_only():
+    summary, manifest = recorded("proxy_checked")
+    assert "psycopg waits 0, 1, 2, 4 s" in by_rule(summary, manifest)["proxy"]["why"]
+    engine = copy.deepcopy(manifest)
+    engine["config"]["pool_kind"] = "sqlalchemy"  # pool_pre_ping reconnects at once
+    assert "waits" not in by_rule(summary, engine)["proxy"]["why"]

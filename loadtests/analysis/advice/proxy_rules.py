@@ -150,7 +150,11 @@ def _pools(summary: dict[str, Any], known: Known, proxy: dict[str, Any], *, figu
         )
     timeout = known.get("pool_timeout")
     in_a_row = dead_connections_survived(float(timeout)) if timeout is not None else None
-    if in_a_row is None:
+    backoff = " psycopg waits 0, 1, 2, 4 s ... between failed checks of one request"
+    if pool_kind not in (None, "async", "sync"):
+        # SQLAlchemy's pre-ping reconnects at once; asyncpg's pool has no check: no backoff to speak of.
+        backoff, burst = "", ""
+    elif in_a_row is None:
         burst = ("; a request that meets more cut connections in a row than its pool_timeout covers fails with"
                  " PoolTimeout, though fresh connections are ready (pool_timeout not known)")
     elif max_size is None or max_size > in_a_row:
@@ -160,10 +164,10 @@ def _pools(summary: dict[str, Any], known: Known, proxy: dict[str, Any], *, figu
     else:
         burst = ""
     return finding(
-        "proxy", WARNING if failed else INFO, figure={**figure, "dead_in_a_row_within_timeout": in_a_row},
+        "proxy", WARNING if failed else INFO, figure={**figure, "dead_in_a_row_before_pool_timeout": in_a_row},
         setting=idle_setting, suggested=_under(cut),
-        why=f"The check replaced the cut connections: each costs a new connection. psycopg waits 0, 1, 2, 4 s ..."
-        f" between failed checks of one request{burst}.{lifetime}",
+        why=f"The check replaced the cut connections: each costs a new connection.{backoff}{burst}"
+        + ("." if backoff else "") + lifetime,
         text=f"proxy: {seen}; the check replaced them -> "
         + ("nothing else must change; " if not failed else "")
         + f"{idle_fix} spares the reconnects and the check's backoff after a mass cut",
