@@ -113,3 +113,28 @@ def test_pool_check_replaces_cut_connections_before_a_request_gets_one(reset_che
     advice = _proxy_advice(run)
     assert advice["severity"] == "info" and "nothing else must change" in advice["text"]
     assert (advice["setting"], advice["suggested"]) == ("max_idle", IDLE_CUT / 2)
+
+
+@pytest.fixture(scope="module")
+def silent_max_idle(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    # The third fix: no pooled connection idles as long as the cut. min_size 0, so max_idle may close them all;
+    # (3 + 1) x 0.3 s = 1.2 s to close a worker's 3, under the 2 s cut (psycopg's first tick may see them busy).
+    load = [arg if arg != "1" or LOAD[i - 1] != "--min-size" else "0" for i, arg in enumerate(LOAD)]
+    return poolcheck("run", *load, "--no-pool-check", "--max-idle", "0.3", "--proxy-mode", "silent",
+                     "--proxy-client-timeout", str(CLIENT_TIMEOUT),
+                     results_dir=tmp_path_factory.mktemp("silent-max-idle") / "results")
+
+
+def test_max_idle_under_the_cut_keeps_every_pooled_connection_from_reaching_it(silent_max_idle):
+    run = silent_max_idle
+    summary = run.json("summary.json")
+    proxy = summary["proxy"]
+    assert run.json("manifest.json")["config"]["min_size"] == 0
+    assert _events(run, "cut") == [] and proxy["hung_requests"] == 0
+    assert summary["requests"]["failures"] == 0 and summary["requests"]["total"] > 50, run.stdout[-2000:]
+    # Every connection the relay saw paused less than the cut; the pools reconnected for each burst instead.
+    assert proxy["longest_idle_uncut_s"] < IDLE_CUT
+    assert proxy["connections"] > 2 * 3
+    advice = _proxy_advice(run)
+    assert advice["severity"] == "info" and advice["text"].endswith("-> nothing to change")
+    assert run.returncode == 0, run.stdout[-3000:]
