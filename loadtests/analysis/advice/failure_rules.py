@@ -19,6 +19,9 @@ _CAUSES = {
                              " (idle_session_timeout, a proxy's idle cut-off, a terminated backend)."),
     "db_error": (WARNING, "the database itself raised an error (SQL, statement_timeout, a connection in the wrong"
                  " state after it was given back): not a pool size problem; locust_failures.csv has the messages."),
+    "db_prepared_statement_lost": (WARNING, "a named prepared statement was looked for on another server connection"
+                                   " than the one it was prepared on: under PgBouncer's transaction pooling each"
+                                   " transaction may get another server connection."),
     "http_connection_error": (WARNING, "the app did not answer: workers crashed, restarted or their accept backlog"
                               " overflowed; the app's log says which."),
 }
@@ -59,6 +62,21 @@ _USED_AFTER_RETURN_FIX = ("a connection used after it was given back to the pool
                           " cannot help, it runs when a connection is handed out, and configure only moves the settings")
 
 
+# Texts of a prepared statement meeting another server connection than its own (PgBouncer's transaction pooling).
+_PREPARED_ELSEWHERE = ("prepared statement", "bind message supplies", "incorrect binary data format in bind parameter",
+                       "insufficient data left in message")
+_PREPARED_FIX = ("turn named prepared statements off behind PgBouncer's transaction pooling (psycopg"
+                 " prepare_threshold=None, asyncpg statement_cache_size=0: --no-prepared-statements), or PgBouncer 1.21"
+                 " or newer with max_prepared_statements > 0, which tracks them itself")
+
+
+def prepared_elsewhere(summary: dict[str, Any], name: str) -> int:
+    """Failed requests of class `name` whose text says a prepared statement met another server connection."""
+    texts = summary.get("error_texts") or {}
+    return sum(n for text, n in texts.items()
+               if text.startswith(f"{name}: ") and any(words in text for words in _PREPARED_ELSEWHERE))
+
+
 def used_after_return(summary: dict[str, Any], name: str) -> int:
     """Failed requests of class `name` whose text says their connection was used after it went back to the pool."""
     texts = summary.get("error_texts") or {}
@@ -69,6 +87,10 @@ def used_after_return(summary: dict[str, Any], name: str) -> int:
 def _fix(name: str, summary: dict[str, Any], known: Known, *, target: float) -> tuple[str | None, Any, str]:
     if name in ("db_connection_closed", "db_error") and used_after_return(summary, name):
         return None, None, _USED_AFTER_RETURN_FIX
+    behind_pooler = (summary.get("pgbouncer") or {}).get("pool_mode", "transaction") == "transaction"
+    if name == "db_prepared_statement_lost" or (name == "db_error" and summary.get("pgbouncer") and behind_pooler
+                                                and prepared_elsewhere(summary, name)):
+        return "prepared_statements", False, _PREPARED_FIX
     if name in ("pool_timeout", "pool_queue_full"):
         size = stuck_pool(summary, known) or size_for(summary, known, demand=pool_demand(summary.get("pool") or {}),
                                                      target=target)
