@@ -24,7 +24,7 @@ help:
 	@echo "make test                                                     run the whole test suite"
 	@echo "make bench                                                    run the benchmarks (JSON under results/)"
 	@echo "make sweep [ARGS='--workers 1,2 --max-size 4,8']               pool-size sweep and recommendation (3 x 3 cells: about 5 min)"
-	@echo "make scenarios                                                each known pool failure, faulty and fixed (about 5 min)"
+	@echo "make scenarios                                                each known pool failure (13), faulty and fixed (about 6 min)"
 	@echo "make venv                                                     set up .venv only (then: source .venv/bin/activate)"
 	@echo "make lock                                                     refresh constraints.txt to the newest releases pyproject.toml allows"
 	@echo "make turns any failure into exit code 2; .venv/bin/poolcheck keeps poolcheck's own (0 pass, 1 fail, 2 refused, 130 interrupted)"
@@ -81,7 +81,7 @@ bench: $(RUNTIME)
 sweep: $(RUNTIME)
 	$(BIN)/poolcheck sweep $(ARGS)
 
-# Every failure scenario, a faulty and a fixed run each (about 5 minutes), ending with a table.
+# Every failure scenario, a faulty and a fixed run each (13 scenarios, about 6 minutes), ending with a table.
 .PHONY: scenarios
 scenarios: $(RUNTIME)
 	$(BIN)/poolcheck scenario all $(ARGS)
