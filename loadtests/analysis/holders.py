@@ -25,9 +25,13 @@ class Holders:
     declared_other_clients: int = 0
     own_app: bool = False
     watch: tuple[str, ...] = ()
+    # Backends of connections the cloud-proxy emulator cut silently, still on the server at the end: the server
+    # kept them, the pools did not leak them.
+    kept_after_silent_cuts: int = 0
 
     @classmethod
-    def of(cls, figures: dict[str, Any], *, config: dict[str, Any], own_app: bool) -> "Holders":
+    def of(cls, figures: dict[str, Any], *, config: dict[str, Any], own_app: bool,
+           kept_after_silent_cuts: int = 0) -> "Holders":
         # The sample app's pools are the harness's own: every watched connection counts against them, as always.
         return cls(
             app_peak=figures.get("app_peak", figures["peak"]) if own_app else figures["peak"],
@@ -36,6 +40,7 @@ class Holders:
             declared_other_clients=config.get("other_clients", 0),
             own_app=own_app,
             watch=tuple(f"{k}={v}" for k, v in sorted((config.get("watch_filter") or {}).items())),
+            kept_after_silent_cuts=kept_after_silent_cuts,
         )
 
     @property
@@ -58,7 +63,13 @@ def holder_reasons(
             " matches none of the app's connections (check --watch-filter and --dsn)"
         )
     if holders.app_peak > pools_total:
-        if holders.own_app:
+        if holders.kept_after_silent_cuts:
+            failing.append(
+                f"peak {holders.app_peak} connections is above what the pools may hold ({pools_total}): the server"
+                f" kept the backends of connections the proxy cut silently ({holders.kept_after_silent_cuts} still there"
+                " at the end) while the pools opened new ones"
+            )
+        elif holders.own_app:
             failing.append(
                 f"the app's workers held {holders.app_peak} connections, more than the declared pools may hold"
                 f" ({pools_total}){_over(holders.by_worker, per_worker)}: declare every pool of a worker"

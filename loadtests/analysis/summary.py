@@ -195,6 +195,7 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
     pooler = pgbouncer_section(folder)
     # Behind PgBouncer only its server pools reach the server: they are what the server's limit checks.
     server_side = pooler["budget"] if pooler and pooler.get("budget") else None
+    proxy = proxy_figures(folder.proxy_events) if folder.proxy_events is not None else None
     verdict, reasons = decide(
         peak=figures["peak"],
         harness_clients=budget["extra_clients"] - config["other_clients"],
@@ -206,7 +207,8 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
         samples=figures["samples"],
         refusals=accounting["exact"].get("refusals"),
         budget_total=server_side["server_total"] if server_side else budget["total"],
-        holders=Holders.of(figures, config=config, own_app=not folder.app_prefix),
+        holders=Holders.of(figures, config=config, own_app=not folder.app_prefix,
+                           kept_after_silent_cuts=int(proxy["backends_left_open"]) if proxy else 0),
         per_worker=budget.get("per_worker"),
         **({"pools_name": "PgBouncer's server pools"} if server_side else {}),
     )
@@ -247,8 +249,8 @@ def summarize(run: RunFolder | Path) -> dict[str, Any]:
     }
     if errors:
         summary["error_texts"] = app_error_texts(folder.path)
-    if folder.proxy_events is not None:
-        summary["proxy"] = proxy_figures(folder.proxy_events)
+    if proxy is not None:
+        summary["proxy"] = proxy
     _judge_against_targets(summary, verdict=verdict, reasons=reasons, config=config)
     summary["load_spread"] = load_spread(summary, folder.connections, app_prefix=folder.app_prefix,
                                          max_size=budget["max_size"], pool_rows=folder.pool_stats)
