@@ -390,6 +390,8 @@ def test_requests_per_second_line_up_with_the_apps_own_count(short_run: RunResul
     assert served > 300
     # A line drawn early (or late) would match the app's count later (or earlier). The pools are scraped once
     # a second, which blurs the app's count over half a second: a line right on time may match it about as well
-    # half a second off, never clearly better there, and always better than a second off.
-    assert errors[0.0] < min(errors[-1.0], errors[1.0]) and errors[0.0] < 0.2 * served, errors
+    # half a second off, never clearly better there, and always better than a second off. In all, the counts
+    # differ by less than 30 % of the requests: the blur came to 23 % once in a CI run of the whole suite, and a
+    # line counted twice or not at all is off by 100 %.
+    assert errors[0.0] < min(errors[-1.0], errors[1.0]) and errors[0.0] < 0.3 * served, errors
     assert errors[0.0] <= 1.2 * min(errors[-0.5], errors[0.5]), errors
